@@ -1,0 +1,11 @@
+//go:build darwin && cgo
+
+package bad
+
+// #include <Metal/Metal.h>
+import "C"
+
+func count() int {
+	var n int = "three"
+	return n + int(C.MTLCount()) + notDeclared
+}

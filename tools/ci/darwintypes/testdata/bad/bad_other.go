@@ -1,0 +1,5 @@
+//go:build !darwin || !cgo
+
+package bad
+
+func count() int { return 0 }

@@ -1,0 +1,5 @@
+//go:build !darwin || !cgo
+
+package good
+
+func name(*Device) string { return "unavailable" }

@@ -103,7 +103,7 @@ func mergeHeads[T num](dst, src []T, B, n, heads, dh int) {
 // goroutines, so results are bitwise reproducible.
 
 // linear computes out (rows, fanOut) = in (rows, fanIn) · w (fanIn, fanOut) + b (fanOut;
-// nil for none).
+// nil for none). Four rows of w are folded into each pass over an output row.
 func linear[T num](out, in, w, b []T, rows, fanIn, fanOut int) {
 	parallelFor(rows, fanIn*fanOut, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -113,10 +113,22 @@ func linear[T num](out, in, w, b []T, rows, fanIn, fanOut int) {
 			} else {
 				clear(o)
 			}
-			for k, x := range in[r*fanIn : (r+1)*fanIn] {
-				wk := w[k*fanOut:][:len(o)]
+			x := in[r*fanIn : (r+1)*fanIn]
+			k := 0
+			for ; k+4 <= fanIn; k += 4 {
+				x0, x1, x2, x3 := x[k], x[k+1], x[k+2], x[k+3]
+				w0 := w[k*fanOut:][:len(o)]
+				w1 := w[(k+1)*fanOut:][:len(o)]
+				w2 := w[(k+2)*fanOut:][:len(o)]
+				w3 := w[(k+3)*fanOut:][:len(o)]
 				for j := range o {
-					o[j] += x * wk[j]
+					o[j] += x0*w0[j] + x1*w1[j] + x2*w2[j] + x3*w3[j]
+				}
+			}
+			for ; k < fanIn; k++ {
+				xk, wk := x[k], w[k*fanOut:][:len(o)]
+				for j := range o {
+					o[j] += xk * wk[j]
 				}
 			}
 		}
@@ -124,22 +136,44 @@ func linear[T num](out, in, w, b []T, rows, fanIn, fanOut int) {
 }
 
 // linearInputGrad computes din (rows, fanIn) = dout (rows, fanOut) · wᵀ, or adds it to din
-// when accumulate is set.
+// when accumulate is set. Four dot products share each pass over a row of dout.
 func linearInputGrad[T num](din, dout, w []T, rows, fanIn, fanOut int, accumulate bool) {
 	parallelFor(rows, fanIn*fanOut, func(lo, hi int) {
+		var s [4]T
 		for r := lo; r < hi; r++ {
-			dr := dout[r*fanOut : (r+1)*fanOut]
+			g := dout[r*fanOut : (r+1)*fanOut]
 			di := din[r*fanIn : (r+1)*fanIn]
-			for k := range di {
-				wk := w[k*fanOut:][:len(dr)]
-				var s T
-				for j, g := range dr {
-					s += g * wk[j]
-				}
-				if accumulate {
-					di[k] += s
+			for k := 0; k < fanIn; k += 4 {
+				n := min(4, fanIn-k)
+				if n == 4 {
+					w0 := w[k*fanOut:][:len(g)]
+					w1 := w[(k+1)*fanOut:][:len(g)]
+					w2 := w[(k+2)*fanOut:][:len(g)]
+					w3 := w[(k+3)*fanOut:][:len(g)]
+					var s0, s1, s2, s3 T
+					for j, gj := range g {
+						s0 += gj * w0[j]
+						s1 += gj * w1[j]
+						s2 += gj * w2[j]
+						s3 += gj * w3[j]
+					}
+					s = [4]T{s0, s1, s2, s3}
 				} else {
-					di[k] = s
+					for q := range n {
+						wq := w[(k+q)*fanOut:][:len(g)]
+						var sq T
+						for j, gj := range g {
+							sq += gj * wq[j]
+						}
+						s[q] = sq
+					}
+				}
+				for q := range n {
+					if accumulate {
+						di[k+q] += s[q]
+					} else {
+						di[k+q] = s[q]
+					}
 				}
 			}
 		}
@@ -147,17 +181,33 @@ func linearInputGrad[T num](din, dout, w []T, rows, fanIn, fanOut int, accumulat
 }
 
 // linearWeightGrad adds inᵀ (fanIn, rows) · dout (rows, fanOut) into dw (fanIn, fanOut).
-// Goroutines split the rows of dw, and each sums over the input rows in order.
+// Goroutines split the rows of dw; each sums over the input rows in order, four at a
+// time, so the result does not depend on the split.
 func linearWeightGrad[T num](dw, in, dout []T, rows, fanIn, fanOut int) {
 	parallelFor(fanIn, rows*fanOut, func(lo, hi int) {
-		for r := range rows {
-			ir := in[r*fanIn : (r+1)*fanIn]
-			dr := dout[r*fanOut : (r+1)*fanOut]
+		r := 0
+		for ; r+4 <= rows; r += 4 {
+			i0, i1, i2, i3 := in[r*fanIn:][:fanIn], in[(r+1)*fanIn:][:fanIn], in[(r+2)*fanIn:][:fanIn], in[(r+3)*fanIn:][:fanIn]
+			d0 := dout[r*fanOut:][:fanOut]
+			d1 := dout[(r+1)*fanOut:][:fanOut]
+			d2 := dout[(r+2)*fanOut:][:fanOut]
+			d3 := dout[(r+3)*fanOut:][:fanOut]
+			for k := lo; k < hi; k++ {
+				x0, x1, x2, x3 := i0[k], i1[k], i2[k], i3[k]
+				dk := dw[k*fanOut:][:fanOut]
+				for j := range dk {
+					dk[j] += x0*d0[j] + x1*d1[j] + x2*d2[j] + x3*d3[j]
+				}
+			}
+		}
+		for ; r < rows; r++ {
+			ir := in[r*fanIn:][:fanIn]
+			dr := dout[r*fanOut:][:fanOut]
 			for k := lo; k < hi; k++ {
 				x := ir[k]
-				dk := dw[k*fanOut:][:len(dr)]
-				for j, g := range dr {
-					dk[j] += x * g
+				dk := dw[k*fanOut:][:fanOut]
+				for j := range dk {
+					dk[j] += x * dr[j]
 				}
 			}
 		}

@@ -119,10 +119,15 @@ func (t *Tensor) DType() DType { return t.dtype }
 // Shape returns a copy of the shape.
 func (t *Tensor) Shape() []int { return append([]int(nil), t.shape...) }
 
-// Dim returns the size of dimension i; negative i counts from the end.
+// Dim returns the size of dimension i; negative i counts from the end. An i outside the
+// rank returns 0 (an empty extent) rather than panicking; check Rank first where that
+// matters.
 func (t *Tensor) Dim(i int) int {
 	if i < 0 {
 		i += len(t.shape)
+	}
+	if i < 0 || i >= len(t.shape) {
+		return 0
 	}
 	return t.shape[i]
 }

@@ -3,7 +3,7 @@
 package metalrt
 
 /*
-#cgo CFLAGS: -x objective-c -fobjc-arc -Werror
+#cgo CFLAGS: -x objective-c -fobjc-arc -Werror -mmacosx-version-min=12.0
 #cgo LDFLAGS: -framework Metal -framework Foundation -framework CoreGraphics
 #include <stdlib.h>
 #include "shim.h"

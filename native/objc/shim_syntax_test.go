@@ -25,7 +25,7 @@ func TestShimSyntax(t *testing.T) {
 	for _, sdk := range []string{"140000", "150000"} {
 		t.Run("sdk"+sdk, func(t *testing.T) {
 			cmd := exec.Command(clang,
-				"-target", "x86_64-apple-macos14", "-ffreestanding", "-nostdlibinc",
+				"-target", "x86_64-apple-macos12", "-ffreestanding", "-nostdlibinc",
 				"-fsyntax-only", "-x", "objective-c", "-fobjc-arc", "-fblocks",
 				"-Werror", "-Wall", "-Wextra", "-Wno-unused-parameter",
 				"-D__MAC_OS_X_VERSION_MAX_ALLOWED="+sdk,

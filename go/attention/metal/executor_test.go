@@ -311,6 +311,18 @@ func TestForwardPrivateInputIsBlitted(t *testing.T) {
 	require.NoError(t, err)
 	h16.V = v16
 	assert.ErrorIs(t, e.Supports(h16), spec.ErrUnsupported)
+
+	// An odd number of float16s fills no whole 4-byte word at the end: a blit
+	// rounded up to 4 bytes would pass the end of an exactly sized buffer.
+	odd := testProblem(t, tensor.Float16, 1, 1, 1, 3, 3, 3)
+	n := odd.V.Bytes() // 18 bytes
+	keyOdd, _ := dev.register(make([]byte, n))
+	vOdd, err := tensor.FromStorage(&metalStorage{b: keyOdd, n: n}, tensor.Float16, odd.V.Shape(), odd.V.Strides(), 0)
+	require.NoError(t, err)
+	odd.V = vOdd
+	err = e.Supports(odd)
+	assert.ErrorIs(t, err, spec.ErrUnsupported)
+	assert.Contains(t, err.Error(), "passes the end")
 }
 
 func TestFailures(t *testing.T) {

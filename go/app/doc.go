@@ -12,6 +12,7 @@
 // sorts by it, with the reference last; strategies carry a priority too, and the Preparer
 // uses the highest.
 //
-// The Metal executor's seam is MetalExecutors: on systems without one it contributes
-// nothing to the group (or, when Metal was asked for by name, an error).
+// MetalExecutors is where the Metal executor (go/attention/metal) joins: where it is
+// unavailable — other systems, no cgo, no suitable GPU — it contributes nothing to the
+// group and logs why; asked for by name, its absence is an error.
 package app

@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/orchard-ml/orchard/go/allocator"
 	"github.com/orchard-ml/orchard/go/attention"
@@ -20,7 +22,7 @@ func Executors(cfg Config) ([]spec.Executor, error) {
 	}
 	var out []spec.Executor
 	if choice == ExecutorAuto || choice == ExecutorMetal {
-		m, err := MetalExecutors(choice == ExecutorMetal)
+		m, err := MetalExecutors(choice == ExecutorMetal, cfg.Logger)
 		if err != nil {
 			return nil, err
 		}
@@ -37,7 +39,8 @@ func Executors(cfg Config) ([]spec.Executor, error) {
 }
 
 // NewEngine builds the Engine over executors (any order) with cfg's strictness, debug
-// flag and logger. prep may be nil (a host Preparer).
+// flag and logger. prep may be nil (a host Preparer). The Engine owns the executors: its
+// Close closes those that hold resources, and so does a failed NewEngine.
 func NewEngine(cfg Config, prep *allocator.Preparer, executors []spec.Executor) (*attention.Engine, error) {
 	e, err := attention.NewEngine(attention.Params{
 		Executors: executors,
@@ -47,6 +50,11 @@ func NewEngine(cfg Config, prep *allocator.Preparer, executors []spec.Executor) 
 		Debug:     cfg.Debug,
 	})
 	if err != nil {
+		for _, x := range executors {
+			if c, ok := x.(io.Closer); ok {
+				err = errors.Join(err, c.Close())
+			}
+		}
 		return nil, fmt.Errorf("app: building the engine: %w", err)
 	}
 	return e, nil

@@ -51,7 +51,7 @@ func ExecutorsModule(cfg Config) fx.Option {
 	var opts []fx.Option
 	if choice == ExecutorAuto || choice == ExecutorMetal {
 		required := choice == ExecutorMetal
-		opts = append(opts, fx.Provide(fx.Annotate(func() ([]spec.Executor, error) { return MetalExecutors(required) },
+		opts = append(opts, fx.Provide(fx.Annotate(func() ([]spec.Executor, error) { return MetalExecutors(required, cfg.Logger) },
 			fx.ResultTags(`group:"orchard.executors,flatten"`))))
 	}
 	if choice == ExecutorAuto || choice == ExecutorCPUFlash {

@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -72,7 +73,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		fmt.Fprintln(stderr, "smoke:", err)
@@ -96,7 +97,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fx.Populate(&eng, &mha),
 	)
 	if err := fxApp.Err(); err != nil {
-		fmt.Fprintln(stderr, "smoke: wiring:", err)
+		var ae *spec.ArgError
+		switch {
+		case errors.As(err, &ae):
+			fmt.Fprintln(stderr, "smoke:", ae)
+		case errors.Is(err, app.ErrMetalUnavailable):
+			fmt.Fprintln(stderr, "smoke: -executor metal: the Metal executor cannot run here; -executor auto uses the best available executor")
+			fmt.Fprintln(stderr, "smoke: details:", err)
+		default:
+			fmt.Fprintln(stderr, "smoke: wiring:", err)
+		}
 		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

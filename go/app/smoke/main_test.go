@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"log/slog"
 	"math"
 	"testing"
 
@@ -68,6 +70,18 @@ func TestRun(t *testing.T) {
 	assert.Equal(t, 2, run([]string{"-steps", "x"}, &out, &errOut))
 	assert.Equal(t, 1, run([]string{"-executor", "gpu"}, &out, &errOut))
 	assert.Contains(t, errOut.String(), "Config.Executor")
+	m, err := app.MetalExecutors(false, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	for _, x := range m {
+		if c, ok := x.(io.Closer); ok {
+			require.NoError(t, c.Close())
+		}
+	}
+	if len(m) == 0 { // no Metal here: asking for it by name fails
+		errOut.Reset()
+		assert.Equal(t, 1, run([]string{"-executor", "metal"}, &out, &errOut))
+		assert.Contains(t, errOut.String(), "the Metal executor cannot run here")
+	}
 	// Too few steps to learn: the verdict is a failure.
 	assert.Equal(t, 1, run([]string{"-steps", "2", "-executor", "reference"}, &out, &errOut))
 }

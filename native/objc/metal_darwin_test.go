@@ -169,8 +169,10 @@ func TestCompileErrors(t *testing.T) {
 	_, err = d.NewLibraryFromData([]byte("not a metallib"))
 	assert.ErrorIs(t, err, ErrCompile)
 
-	_, err = d.NewLibrary("kernel void k() {}", CompileOptions{Language: LanguageVersion{Major: 99}})
-	assert.Error(t, err)
+	_, err = d.NewLibrary("kernel void k() {}", CompileOptions{Language: LanguageVersion{Major: -1}})
+	assert.ErrorIs(t, err, ErrInvalid, "checked in Go, before Metal sees it")
+	_, err = d.NewLibrary("kernel void k() {}", CompileOptions{Math: MathMode(9)})
+	assert.ErrorIs(t, err, ErrInvalid)
 }
 
 func TestRunRejectsBeforeEncoding(t *testing.T) {

@@ -247,7 +247,14 @@ mr_result mr_library_from_source(mr_ref ref, const char *src, size_t src_len,
 			opts.preprocessorMacros = macros;
 		}
 		NSError *error = nil;
-		id<MTLLibrary> lib = [dev newLibraryWithSource:source options:opts error:&error];
+		id<MTLLibrary> lib = nil;
+		@try {
+			lib = [dev newLibraryWithSource:source options:opts error:&error];
+		} @catch (NSException *e) {
+			// An option Metal rejects (a language version this system lacks, say)
+			// may raise rather than fail: report it instead of aborting.
+			return mr_fail(MR_ERR_COMPILE, [NSString stringWithFormat:@"newLibraryWithSource:options:error: raised %@: %@", [e name], [e reason]]);
+		}
 		if (lib == nil) {
 			return mr_fail(MR_ERR_COMPILE, mr_describe(error, @"newLibraryWithSource:options:error: returned nil"));
 		}

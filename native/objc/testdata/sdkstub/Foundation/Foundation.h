@@ -45,6 +45,10 @@ typedef NSString *NSErrorDomain;
 @property(readonly, copy) NSErrorDomain domain;
 @property(readonly) NSInteger code;
 @end
+@interface NSException : NSObject
+@property(readonly, copy) NSString *name;
+@property(readonly, copy) NSString *reason;
+@end
 @interface NSArray<ObjectType> : NSObject
 @property(readonly) NSUInteger count;
 - (ObjectType)objectAtIndexedSubscript:(NSUInteger)idx;

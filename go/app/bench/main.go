@@ -193,7 +193,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer out.Flush()
 	fmt.Fprintf(out, "bench: %s/%s, GOMAXPROCS %d, %d warm-up + %d timed iterations (median), FLOPs: fwd 4·B·H·N·M·D, fwd+bwd 3.5×, causal ½\n",
 		runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), c.warmup, c.iters)
-	fmt.Fprintf(out, "%-10s %-28s %10s %9s %12s %9s\n", "executor", "shape", "fwd ms", "GFLOP/s", "fwd+bwd ms", "GFLOP/s")
+	fmt.Fprintln(out, "GFLOP/s is FLOPs over wall time; GFLOP/cpu-s is FLOPs over the CPU time of all threads (robust when other processes share the cores; ×GOMAXPROCS estimates an idle machine)")
+	fmt.Fprintf(out, "%-10s %-28s %10s %9s %11s %12s %9s %11s\n", "executor", "shape", "fwd ms", "GFLOP/s", "GFLOP/cpu-s", "fwd+bwd ms", "GFLOP/s", "GFLOP/cpu-s")
 	out.Flush()
 	failed := false
 	for _, name := range c.executors {
@@ -212,8 +213,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 				failed = true
 				continue
 			}
-			fmt.Fprintf(out, "%-10s %-28s %10.2f %9.1f %12s %9s\n", name, s, ms(r.fwd), gflops(s.flops(), r.fwd),
-				orDash(!c.fwdOnly, fmt.Sprintf("%.2f", ms(r.fwdBwd))), orDash(!c.fwdOnly, fmt.Sprintf("%.1f", gflops(3.5*s.flops(), r.fwdBwd))))
+			fmt.Fprintf(out, "%-10s %-28s %10.2f %9.1f %11s %12s %9s %11s\n", name, s, ms(r.fwd), gflops(s.flops(), r.fwd), perCPU(s.flops(), r.fwdCPU),
+				orDash(!c.fwdOnly, fmt.Sprintf("%.2f", ms(r.fwdBwd))), orDash(!c.fwdOnly, fmt.Sprintf("%.1f", gflops(3.5*s.flops(), r.fwdBwd))),
+				orDash(!c.fwdOnly, perCPU(3.5*s.flops(), r.fwdBwdCPU)))
 			out.Flush()
 		}
 		if err := eng.Close(); err != nil {
@@ -234,7 +236,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "bench: big row %v: %v\n", s, err)
 			failed = true
 		} else {
-			fmt.Fprintf(out, "%-10s %-28s %10s %9s %12.2f %9.1f\n", app.ExecutorCPUFlash, s, "-", "-", ms(r.fwdBwd), gflops(3.5*s.flops(), r.fwdBwd))
+			fmt.Fprintf(out, "%-10s %-28s %10s %9s %11s %12.2f %9.1f %11s\n", app.ExecutorCPUFlash, s, "-", "-", "-", ms(r.fwdBwd), gflops(3.5*s.flops(), r.fwdBwd), perCPU(3.5*s.flops(), r.fwdBwdCPU))
 			fmt.Fprintf(out, "  memory beyond inputs and outputs (%.1f MiB): peak heap %.1f MiB (sampled every ms; includes garbage not yet collected); process peak RSS %s\n",
 				mib(r.inOutBytes), mib(r.peakHeap), r.peakRSS)
 		}
@@ -251,6 +253,15 @@ func orDash(ok bool, s string) string {
 		return "-"
 	}
 	return s
+}
+
+// perCPU formats GFLOP per CPU-second, or "-" when the CPU time is unknown or too short
+// to measure.
+func perCPU(f float64, cpu time.Duration) string {
+	if cpu <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", f/cpu.Seconds()/1e9)
 }
 
 func ms(d time.Duration) float64                { return float64(d) / 1e6 }
@@ -272,10 +283,11 @@ func engineFor(name string) (*attention.Engine, error) {
 }
 
 type timing struct {
-	fwd, fwdBwd time.Duration
-	inOutBytes  int64
-	peakHeap    int64
-	peakRSS     string
+	fwd, fwdBwd       time.Duration // wall
+	fwdCPU, fwdBwdCPU time.Duration // CPU time of all threads
+	inOutBytes        int64
+	peakHeap          int64
+	peakRSS           string
 }
 
 // measure times forward (unless memory is set: then only forward+backward, once, with
@@ -347,9 +359,9 @@ func measure(eng *attention.Engine, s shape, c config, memory bool) (timing, err
 				}
 			}
 		})
-		start := time.Now()
+		c0, start := cpuTime(), time.Now()
 		err := fwdBwd()
-		t.fwdBwd = time.Since(start)
+		t.fwdBwd, t.fwdBwdCPU = time.Since(start), cpuTime()-c0
 		close(stop)
 		wg.Wait()
 		if err != nil {
@@ -360,33 +372,36 @@ func measure(eng *attention.Engine, s shape, c config, memory bool) (timing, err
 		t.peakRSS = peakRSS()
 		return t, nil
 	}
-	if t.fwd, err = median(fwd, c.warmup, c.iters); err != nil {
+	if t.fwd, t.fwdCPU, err = median(fwd, c.warmup, c.iters); err != nil {
 		return t, err
 	}
 	if !c.fwdOnly {
-		if t.fwdBwd, err = median(fwdBwd, c.warmup, c.iters); err != nil {
+		if t.fwdBwd, t.fwdBwdCPU, err = median(fwdBwd, c.warmup, c.iters); err != nil {
 			return t, err
 		}
 	}
 	return t, nil
 }
 
-func median(f func() error, warmup, iters int) (time.Duration, error) {
+// median returns the median wall time and the median CPU time (user + system, all
+// threads) of iters calls of f after warmup untimed ones.
+func median(f func() error, warmup, iters int) (wall, cpu time.Duration, err error) {
 	for range warmup {
 		if err := f(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	ds := make([]time.Duration, iters)
-	for i := range ds {
-		start := time.Now()
+	ws, cs := make([]time.Duration, iters), make([]time.Duration, iters)
+	for i := range ws {
+		c0, start := cpuTime(), time.Now()
 		if err := f(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		ds[i] = time.Since(start)
+		ws[i], cs[i] = time.Since(start), cpuTime()-c0
 	}
-	slices.Sort(ds)
-	return ds[len(ds)/2], nil
+	slices.Sort(ws)
+	slices.Sort(cs)
+	return ws[len(ws)/2], cs[len(cs)/2], nil
 }
 
 // heapBytes is the memory occupied by heap objects, live or not yet swept.

@@ -1,0 +1,292 @@
+package mslplan
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orchard-ml/orchard/go/attention/philox"
+	"github.com/orchard-ml/orchard/go/attention/spec"
+	"github.com/orchard-ml/orchard/go/tensor"
+)
+
+// randT returns a contiguous tensor of random values (never zeros).
+func randT(t *testing.T, rng *rand.Rand, dt tensor.DType, shape ...int) *tensor.Tensor {
+	t.Helper()
+	n := 1
+	for _, s := range shape {
+		n *= s
+	}
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = rng.NormFloat64()
+	}
+	x, err := tensor.FromFloat64s(dt, v, shape...)
+	require.NoError(t, err)
+	return x
+}
+
+func problem(t *testing.T, dt tensor.DType, b, h, hkv, n, m, d int) *spec.Problem {
+	rng := rand.New(rand.NewPCG(1, 2))
+	return &spec.Problem{
+		Q: randT(t, rng, dt, b, h, n, d),
+		K: randT(t, rng, dt, b, hkv, m, d),
+		V: randT(t, rng, dt, b, hkv, m, d),
+	}
+}
+
+func byIndex(d Dispatch) map[int]Binding {
+	m := map[int]Binding{}
+	for _, b := range d.Buffers {
+		m[b.Index] = b
+	}
+	return m
+}
+
+func TestPlanGeometry(t *testing.T) {
+	p := problem(t, tensor.Float16, 2, 4, 2, 33, 47, 64)
+	pl, err := New(Request{Problem: p, Family: Apple7})
+	require.NoError(t, err)
+
+	assert.Equal(t, tensor.Float16, pl.DType)
+	f := pl.Forward
+	assert.Equal(t, "attention_fwd_bq32_bk64_d64_f16", f.Name)
+	assert.Equal(t, [3]int{2, 8, 1}, f.Groups, "ceil(33/32) query blocks × B·H")
+	assert.Equal(t, [3]int{128, 1, 1}, f.Threads, "4 SIMD groups")
+	assert.Equal(t, 2*64*(64+8)*2, f.ThreadgroupMemory)
+
+	dl := pl.Delta
+	assert.Equal(t, "attention_bwd_delta_f16", dl.Name)
+	assert.Equal(t, [3]int{(2*4*33 + 7) / 8, 1, 1}, dl.Groups)
+	assert.Equal(t, [3]int{256, 1, 1}, dl.Threads)
+	assert.Zero(t, dl.ThreadgroupMemory)
+
+	kv := pl.DKDV
+	assert.Equal(t, "attention_bwd_dkdv_bq32_bk32_d64_f16", kv.Name)
+	assert.Equal(t, [3]int{2, 4, 1}, kv.Groups, "ceil(47/32) key blocks × B·Hkv")
+	assert.Equal(t, [3]int{128, 1, 1}, kv.Threads)
+	assert.Equal(t, 2*32*(64+8)*2+2*32*4, kv.ThreadgroupMemory)
+
+	dq := pl.DQ
+	assert.Equal(t, "attention_bwd_dq_bq32_bk32_d64_f16", dq.Name)
+	assert.Equal(t, [3]int{2, 8, 1}, dq.Groups)
+	assert.Equal(t, [3]int{128, 1, 1}, dq.Threads)
+
+	assert.Equal(t, []Dispatch{f, dl, kv, dq}, pl.Dispatches())
+	assert.Equal(t, []Dispatch{dl, kv, dq}, pl.Backward())
+
+	// Bindings: indices ascending, Params everywhere, the right sizes and directions.
+	q := 2 * 4 * 33 * 64 * 2
+	k := 2 * 2 * 47 * 64 * 2
+	rows := 2 * 4 * 33 * 4
+	want := map[string][]Binding{
+		"forward": {{Index: BufQ, Name: "Q", Bytes: q}, {Index: BufK, Name: "K", Bytes: k}, {Index: BufV, Name: "V", Bytes: k},
+			{Index: BufMask, Name: "Mask", Unused: true}, {Index: BufLensQ, Name: "LensQ", Unused: true}, {Index: BufLensK, Name: "LensK", Unused: true},
+			{Index: BufO, Name: "O", Bytes: q, Written: true}, {Index: BufL, Name: "L", Bytes: rows, Written: true},
+			{Index: BufParams, Name: "Params", Bytes: ParamsSize}},
+		"delta": {{Index: BufO, Name: "O", Bytes: q}, {Index: BufDO, Name: "dO", Bytes: q},
+			{Index: BufDelta, Name: "Delta", Bytes: rows, Written: true}, {Index: BufParams, Name: "Params", Bytes: ParamsSize}},
+		"dkdv": {{Index: BufQ, Name: "Q", Bytes: q}, {Index: BufK, Name: "K", Bytes: k}, {Index: BufV, Name: "V", Bytes: k},
+			{Index: BufMask, Name: "Mask", Unused: true}, {Index: BufLensQ, Name: "LensQ", Unused: true}, {Index: BufLensK, Name: "LensK", Unused: true},
+			{Index: BufL, Name: "L", Bytes: rows}, {Index: BufDO, Name: "dO", Bytes: q}, {Index: BufDelta, Name: "Delta", Bytes: rows},
+			{Index: BufDK, Name: "dK", Bytes: k, Written: true}, {Index: BufDV, Name: "dV", Bytes: k, Written: true},
+			{Index: BufParams, Name: "Params", Bytes: ParamsSize}},
+		"dq": {{Index: BufQ, Name: "Q", Bytes: q}, {Index: BufK, Name: "K", Bytes: k}, {Index: BufV, Name: "V", Bytes: k},
+			{Index: BufMask, Name: "Mask", Unused: true}, {Index: BufLensQ, Name: "LensQ", Unused: true}, {Index: BufLensK, Name: "LensK", Unused: true},
+			{Index: BufL, Name: "L", Bytes: rows}, {Index: BufDO, Name: "dO", Bytes: q}, {Index: BufDelta, Name: "Delta", Bytes: rows},
+			{Index: BufDQ, Name: "dQ", Bytes: q, Written: true}, {Index: BufParams, Name: "Params", Bytes: ParamsSize}},
+	}
+	for _, d := range pl.Dispatches() {
+		assert.Equal(t, want[d.Kernel.String()], d.Buffers, d.Kernel.String())
+	}
+
+	pr := pl.Params
+	assert.Equal(t, Params{
+		Batch: 2, Heads: 4, KVHeads: 2, Group: 2, N: 33, M: 47, D: 64,
+		QStride: [3]uint32{4 * 33 * 64, 33 * 64, 64}, KStride: [3]uint32{2 * 47 * 64, 47 * 64, 64},
+		VStride: [3]uint32{2 * 47 * 64, 47 * 64, 64}, OStride: [3]uint32{4 * 33 * 64, 33 * 64, 64},
+		DOStride: [3]uint32{4 * 33 * 64, 33 * 64, 64}, DQStride: [3]uint32{4 * 33 * 64, 33 * 64, 64},
+		DKStride: [3]uint32{2 * 47 * 64, 47 * 64, 64}, DVStride: [3]uint32{2 * 47 * 64, 47 * 64, 64},
+		Scale: float32(1 / math.Sqrt(64)), WindowLeft: WindowUnbounded, WindowRight: WindowUnbounded,
+	}, pr)
+}
+
+func TestPlanOptions(t *testing.T) {
+	p := problem(t, tensor.BFloat16, 2, 3, 1, 10, 12, 40)
+	keep := make([]bool, 2*1*10*12)
+	for i := range keep {
+		keep[i] = i%3 != 0
+	}
+	p.Options = spec.Options{
+		Scale:    0.3,
+		Causal:   spec.CausalBottomRight,
+		Mask:     &spec.Mask{Kind: spec.MaskBool, Shape: [4]int{2, 1, 10, 12}, Keep: keep},
+		Window:   &spec.Window{Left: 4, Right: spec.WindowUnbounded},
+		Softcap:  5,
+		Dropout:  spec.Dropout{P: 0.25, Seed: 0x0123456789abcdef, Offset: 0xfedcba9876543210},
+		SeqLensQ: []int{10, 3},
+		SeqLensK: []int{0, 12},
+	}
+	pl, err := New(Request{Problem: p, Family: Apple9})
+	require.NoError(t, err)
+	pr := pl.Params
+	assert.Equal(t, float32(0.3), pr.Scale)
+	assert.Equal(t, float32(5), pr.Softcap)
+	assert.Equal(t, uint32(CausalBottomRight), pr.Causal)
+	assert.Equal(t, int32(4), pr.WindowLeft)
+	assert.Equal(t, int32(WindowUnbounded), pr.WindowRight)
+	assert.Equal(t, uint32(MaskBool), pr.MaskKind)
+	assert.Equal(t, [3]uint32{10 * 12, 0, 12}, pr.MaskStride, "heads broadcast: head stride 0")
+	assert.Equal(t, uint32(1), pr.HasLensQ)
+	assert.Equal(t, uint32(1), pr.HasLensK)
+	assert.Equal(t, uint32(1), pr.DropoutOn)
+	assert.Equal(t, philox.Threshold(0.25), pr.DropoutThreshold)
+	assert.Equal(t, float32(1/0.75), pr.DropoutScale)
+	assert.Equal(t, [4]uint32{0x89abcdef, 0x01234567, 0x76543210, 0xfedcba98}, [4]uint32{pr.SeedLo, pr.SeedHi, pr.OffsetLo, pr.OffsetHi})
+	assert.Equal(t, uint32(3), pr.Group)
+
+	b := byIndex(pl.Forward)
+	assert.Equal(t, Binding{Index: BufMask, Name: "Mask", Bytes: 2 * 10 * 12}, b[BufMask])
+	assert.Equal(t, Binding{Index: BufLensQ, Name: "LensQ", Bytes: 8}, b[BufLensQ])
+	assert.Equal(t, Binding{Index: BufLensK, Name: "LensK", Bytes: 8}, b[BufLensK])
+	assert.Equal(t, "attention_fwd_bq16_bk64_d64_bf16", pl.Forward.Name, "D = 40 runs on 64")
+	assert.Equal(t, [3]int{1, 6, 1}, pl.Forward.Groups)
+	assert.Equal(t, [3]int{64, 1, 1}, pl.Forward.Threads)
+
+	p.Mask = &spec.Mask{Kind: spec.MaskAdditive, Shape: [4]int{1, 3, 10, 12}, Bias: make([]float32, 3*10*12)}
+	pl, err = New(Request{Problem: p, Family: Apple9})
+	require.NoError(t, err)
+	assert.Equal(t, uint32(MaskAdditive), pl.Params.MaskKind)
+	assert.Equal(t, [3]uint32{0, 10 * 12, 12}, pl.Params.MaskStride, "batch broadcast")
+	assert.Equal(t, 4*3*10*12, byIndex(pl.Forward)[BufMask].Bytes)
+}
+
+// TestPlanReadsViewsInPlace: a permuted, sliced Q (rows of a fused projection) and
+// strided O and dO are read with their own strides and offsets.
+func TestPlanReadsViewsInPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	p := problem(t, tensor.Float32, 2, 3, 3, 5, 7, 16)
+	parent := randT(t, rng, tensor.Float32, 2, 7, 3, 16) // [B, N+2, H, D]
+	s, err := parent.Slice(1, 1, 6)
+	require.NoError(t, err)
+	q, err := s.Permute(0, 2, 1, 3) // [B, H, N, D], strides (7·3·16, 16, 3·16, 1), offset 3·16
+	require.NoError(t, err)
+	p.Q = q
+	o := randT(t, rng, tensor.Float32, 2, 3, 5, 16)
+	dOParent := randT(t, rng, tensor.Float32, 2, 5, 3, 16)
+	dO, err := dOParent.Permute(0, 2, 1, 3)
+	require.NoError(t, err)
+
+	pl, err := New(Request{Problem: p, O: o, DO: dO, Family: Apple7})
+	require.NoError(t, err)
+	assert.Equal(t, [3]uint32{7 * 3 * 16, 16, 3 * 16}, pl.Params.QStride)
+	assert.Equal(t, [3]uint32{3 * 5 * 16, 5 * 16, 16}, pl.Params.OStride)
+	assert.Equal(t, [3]uint32{5 * 3 * 16, 16, 3 * 16}, pl.Params.DOStride)
+	assert.Equal(t, [3]uint32{3 * 5 * 16, 5 * 16, 16}, pl.Params.DQStride, "outputs are contiguous")
+	bq := byIndex(pl.Forward)[BufQ]
+	assert.Equal(t, 3*16*4, bq.Offset)
+	assert.Equal(t, (1+(2-1)*7*3*16+(3-1)*16+(5-1)*3*16+15)*4, bq.Bytes, "first to last element")
+	assert.Equal(t, bq, byIndex(pl.DQ)[BufQ])
+	bdo := byIndex(pl.Delta)[BufDO]
+	assert.Equal(t, (1+(2-1)*5*3*16+(3-1)*16+(5-1)*3*16+15)*4, bdo.Bytes)
+}
+
+func TestPlanUnsupported(t *testing.T) {
+	tests := []struct {
+		name string
+		req  func() Request
+		want string
+	}{
+		{"float64", func() Request { return Request{Problem: problem(t, tensor.Float64, 1, 1, 1, 4, 4, 8), Family: Apple7} }, "float64"},
+		{"head dim 300", func() Request { return Request{Problem: problem(t, tensor.Float16, 1, 1, 1, 2, 2, 300), Family: Apple7} }, "head dim 300"},
+		{"apple6", func() Request { return Request{Problem: problem(t, tensor.Float16, 1, 1, 1, 2, 2, 8), Family: GPUFamily(6)} }, "apple7"},
+		{"head-dim stride", func() Request {
+			p := problem(t, tensor.Float32, 1, 1, 1, 8, 8, 8)
+			kt, err := p.K.Transpose(2, 3) // [1, 1, 8, 8] with stride 8 along D
+			require.NoError(t, err)
+			p.K = kt
+			return Request{Problem: p, Family: Apple7}
+		}, "stride 8 along the head dim"},
+		{"grid y", func() Request { return Request{Problem: problem(t, tensor.Float32, 1, 65536, 1, 1, 1, 1), Family: Apple9} }, "grid y"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.req())
+			require.Error(t, err)
+			assert.ErrorIs(t, err, spec.ErrUnsupported)
+			assert.NotErrorIs(t, err, spec.ErrInvalid)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+func TestPlanInvalid(t *testing.T) {
+	p := problem(t, tensor.Float16, 1, 2, 2, 3, 4, 8)
+	_, err := New(Request{Problem: nil, Family: Apple7})
+	assert.ErrorIs(t, err, spec.ErrInvalid)
+
+	bad := *p
+	bad.Dropout.P = 1
+	_, err = New(Request{Problem: &bad, Family: Apple7})
+	var ae *spec.ArgError
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, "Options.Dropout.P", ae.Arg)
+
+	wrong, err := tensor.New(tensor.Float32, 1, 2, 3, 8) // float32 O for float16 Q
+	require.NoError(t, err)
+	_, err = New(Request{Problem: p, O: wrong, Family: Apple7})
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, "Saved.O", ae.Arg)
+	short, err := tensor.New(tensor.Float16, 1, 2, 2, 8)
+	require.NoError(t, err)
+	_, err = New(Request{Problem: p, DO: short, Family: Apple7})
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, "dO", ae.Arg)
+}
+
+func TestPlanTilesOverride(t *testing.T) {
+	p := problem(t, tensor.Float32, 1, 2, 1, 20, 30, 24)
+	tiles := Tiles{Forward: Tile{16, 8, 32}, DQ: Tile{16, 8, 32}, DKDV: Tile{8, 16, 32}}
+	pl, err := New(Request{Problem: p, Family: Apple7, Tiles: &tiles})
+	require.NoError(t, err)
+	assert.Equal(t, "attention_fwd_bq16_bk8_d32_f32", pl.Forward.Name)
+	assert.Equal(t, [3]int{2, 2, 1}, pl.Forward.Groups)
+	assert.Equal(t, [3]int{64, 1, 1}, pl.Forward.Threads)
+	assert.Equal(t, "attention_bwd_dkdv_bq8_bk16_d32_f32", pl.DKDV.Name)
+	assert.Equal(t, [3]int{2, 1, 1}, pl.DKDV.Groups)
+	assert.Equal(t, [3]int{64, 1, 1}, pl.DKDV.Threads)
+
+	for _, bad := range []Tiles{
+		{Forward: Tile{12, 8, 32}, DQ: Tile{16, 8, 32}, DKDV: Tile{8, 16, 32}},
+		{Forward: Tile{16, 8, 32}, DQ: Tile{16, 0, 32}, DKDV: Tile{8, 16, 32}},
+		{Forward: Tile{16, 8, 32}, DQ: Tile{16, 8, 32}, DKDV: Tile{8, 16, 16}},
+	} {
+		_, err := New(Request{Problem: p, Family: Apple7, Tiles: &bad})
+		require.Error(t, err, "%+v", bad)
+		assert.NotErrorIs(t, err, spec.ErrUnsupported)
+	}
+}
+
+func TestAppendMaskAndLens(t *testing.T) {
+	m := &spec.Mask{Kind: spec.MaskBool, Shape: [4]int{1, 1, 1, 3}, Keep: []bool{true, false, true}}
+	assert.Equal(t, []byte{9, 1, 0, 1}, AppendMask([]byte{9}, m))
+	a := &spec.Mask{Kind: spec.MaskAdditive, Shape: [4]int{1, 1, 1, 2}, Bias: []float32{1.5, float32(math.Inf(-1))}}
+	got := AppendMask(nil, a)
+	require.Len(t, got, 8)
+	assert.Equal(t, math.Float32bits(1.5), binary.LittleEndian.Uint32(got))
+	assert.Equal(t, uint32(0xff800000), binary.LittleEndian.Uint32(got[4:]))
+	assert.Nil(t, AppendMask(nil, nil))
+	assert.Equal(t, []byte{3, 0, 0, 0, 0, 0, 0, 0}, AppendLens(nil, []int{3, 0}))
+}
+
+func TestErrorsAreTyped(t *testing.T) {
+	_, err := New(Request{Problem: problem(t, tensor.Float64, 1, 1, 1, 2, 2, 8), Family: Apple7})
+	var ue *spec.UnsupportedError
+	require.True(t, errors.As(err, &ue))
+	assert.Equal(t, ExecutorName, ue.Executor)
+}

@@ -1,0 +1,259 @@
+package mslplan
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/orchard-ml/orchard/go/tensor"
+)
+
+// GPUFamily is the Apple GPU family of the device (MTLGPUFamilyApple7 = 7, …), as the
+// Metal executor reads it from supportsFamily. Families 7 and 8 (M1, M2, A14–A16) share
+// one tile table; 9 and later (M3, M4, A17) the other.
+type GPUFamily int
+
+// The families the kernels run on. SIMD-group matrices need Apple7 or later.
+const (
+	Apple7 GPUFamily = 7
+	Apple8 GPUFamily = 8
+	Apple9 GPUFamily = 9
+)
+
+func (f GPUFamily) String() string { return fmt.Sprintf("apple%d", int(f)) }
+
+// Kernel names one of the four kernels.
+type Kernel int
+
+// The kernels, in the order a training step runs them.
+const (
+	Forward Kernel = iota // O and L
+	Delta                 // Delta = rowsum(dO ∘ O)
+	DKDV                  // dK and dV, parallel over key blocks
+	DQ                    // dQ, parallel over query blocks
+)
+
+func (k Kernel) String() string {
+	switch k {
+	case Forward:
+		return "forward"
+	case Delta:
+		return "delta"
+	case DKDV:
+		return "dkdv"
+	case DQ:
+		return "dq"
+	}
+	return fmt.Sprintf("kernel(%d)", int(k))
+}
+
+// HeadDims are the head dims with their own instantiations. Another D runs on the next
+// larger one, its extra columns read as zero and never written.
+var headDims = [...]int{32, 64, 80, 96, 128, 192, 256}
+
+// HeadDims returns the instantiated head dims, ascending.
+func HeadDims() []int { return append([]int(nil), headDims[:]...) }
+
+// MaxHeadDim is the largest head dim the kernels take.
+const MaxHeadDim = 256
+
+// PaddedHeadDim returns the instantiated head dim that runs head dim d, or false when d
+// is out of range (d < 1 or d > MaxHeadDim).
+func PaddedHeadDim(d int) (int, bool) {
+	if d < 1 {
+		return 0, false
+	}
+	for _, h := range headDims {
+		if d <= h {
+			return h, true
+		}
+	}
+	return 0, false
+}
+
+// Tile is the block shape of one kernel.
+//
+//   - Forward and DQ: BQ query rows per threadgroup (BQ/8 SIMD groups of 8 rows), key
+//     blocks of BK walked in order.
+//   - DKDV: BK keys per threadgroup (BK/8 SIMD groups of 8 keys), query blocks of BQ
+//     walked in order.
+//
+// D is the instantiated head dim.
+type Tile struct {
+	BQ, BK, D int
+}
+
+// Tiles are the tiles of the three tiled kernels for one (family, dtype, head dim).
+type Tiles struct {
+	Forward, DQ, DKDV Tile
+}
+
+// familyTraits are the two numbers the tile table derives from per family.
+type familyTraits struct {
+	rows   int // Forward/DQ query rows per threadgroup and DKDV keys per threadgroup
+	budget int // bytes the staged tiles of one threadgroup may take, before padding
+}
+
+func traits(f GPUFamily) familyTraits {
+	if f >= Apple9 {
+		return familyTraits{rows: 16, budget: 24 << 10}
+	}
+	return familyTraits{rows: 32, budget: 16 << 10}
+}
+
+// Largest step tile (keys per block for Forward and DQ, query rows per block for DKDV).
+const (
+	maxStepForward = 64
+	maxStepDQ      = 32
+	maxStepDKDV    = 32
+)
+
+// step returns the largest power of two in [8, max] whose two staged (step × d) tiles
+// of elements of size bytes fit in budget.
+func step(budget, d, size, max int) int {
+	s := max
+	for s > 8 && 2*s*d*size > budget {
+		s /= 2
+	}
+	return s
+}
+
+// supportedDType reports whether the kernels take dtype.
+func supportedDType(dt tensor.DType) bool {
+	return dt == tensor.Float32 || dt == tensor.Float16 || dt == tensor.BFloat16
+}
+
+// TilesFor returns the table's tiles for family, dtype and head dim d (any d that
+// PaddedHeadDim accepts). The reasoning is in the package documentation.
+func TilesFor(f GPUFamily, dt tensor.DType, d int) (Tiles, error) {
+	if f < Apple7 {
+		return Tiles{}, fmt.Errorf("GPU family %v: the kernels need SIMD-group matrices (apple7 or later)", f)
+	}
+	if !supportedDType(dt) {
+		return Tiles{}, fmt.Errorf("dtype %v: the kernels take float32, float16 and bfloat16", dt)
+	}
+	hd, ok := PaddedHeadDim(d)
+	if !ok {
+		return Tiles{}, fmt.Errorf("head dim %d: the kernels take 1 ≤ D ≤ %d", d, MaxHeadDim)
+	}
+	t := traits(f)
+	size := dt.Size()
+	return Tiles{
+		Forward: Tile{BQ: t.rows, BK: step(t.budget, hd, size, maxStepForward), D: hd},
+		DQ:      Tile{BQ: t.rows, BK: step(t.budget, hd, size, maxStepDQ), D: hd},
+		DKDV:    Tile{BQ: step(t.budget, hd, size, maxStepDKDV), BK: t.rows, D: hd},
+	}, nil
+}
+
+// TypeName returns the suffix kernel names use for dtype: f32, f16 or bf16.
+func TypeName(dt tensor.DType) string {
+	switch dt {
+	case tensor.Float32:
+		return "f32"
+	case tensor.Float16:
+		return "f16"
+	case tensor.BFloat16:
+		return "bf16"
+	}
+	return dt.String()
+}
+
+// KernelName returns the [[host_name]] of kernel k with tile t on dtype dt, e.g.
+// attention_fwd_bq32_bk64_d64_f16 or attention_bwd_delta_f32 (the Delta kernel has no
+// tile).
+func KernelName(k Kernel, t Tile, dt tensor.DType) string {
+	switch k {
+	case Forward:
+		return fmt.Sprintf("attention_fwd_bq%d_bk%d_d%d_%s", t.BQ, t.BK, t.D, TypeName(dt))
+	case Delta:
+		return "attention_bwd_delta_" + TypeName(dt)
+	case DKDV:
+		return fmt.Sprintf("attention_bwd_dkdv_bq%d_bk%d_d%d_%s", t.BQ, t.BK, t.D, TypeName(dt))
+	case DQ:
+		return fmt.Sprintf("attention_bwd_dq_bq%d_bk%d_d%d_%s", t.BQ, t.BK, t.D, TypeName(dt))
+	}
+	return ""
+}
+
+// Instance is one instantiation of a kernel template in attention.metal.
+type Instance struct {
+	Kernel Kernel
+	Tile   Tile // zero for Delta
+	DType  tensor.DType
+}
+
+// Name returns the instance's [[host_name]].
+func (i Instance) Name() string { return KernelName(i.Kernel, i.Tile, i.DType) }
+
+// Instances returns every instantiation the tile table can select, over every family,
+// dtype and head dim, sorted by name: the list attention.metal must instantiate.
+func Instances() []Instance {
+	seen := map[string]Instance{}
+	for _, dt := range []tensor.DType{tensor.Float32, tensor.Float16, tensor.BFloat16} {
+		seen[KernelName(Delta, Tile{}, dt)] = Instance{Kernel: Delta, DType: dt}
+		for _, f := range []GPUFamily{Apple7, Apple9} {
+			for _, d := range headDims {
+				t, err := TilesFor(f, dt, d)
+				if err != nil {
+					continue // unreachable: every argument is in range
+				}
+				for _, in := range []Instance{{Forward, t.Forward, dt}, {DKDV, t.DKDV, dt}, {DQ, t.DQ, dt}} {
+					seen[in.Name()] = in
+				}
+			}
+		}
+	}
+	out := make([]Instance, 0, len(seen))
+	for _, in := range seen {
+		out = append(out, in)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out
+}
+
+// tileLD is the row stride, in elements, of a staged tile in threadgroup memory: the
+// head dim plus 16 bytes of padding against bank conflicts (kLD in attention.metal).
+func tileLD(d, size int) int { return d + 16/size }
+
+// ThreadgroupMemory returns the bytes of threadgroup memory kernel k declares with tile
+// t on elements of size bytes (the kernels' arrays are static: the Metal executor need
+// not set a length, but can check this against the device's limit and the pipeline's
+// staticThreadgroupMemoryLength).
+func ThreadgroupMemory(k Kernel, t Tile, size int) int {
+	switch k {
+	case Forward, DQ:
+		return 2 * t.BK * tileLD(t.D, size) * size // K and V tiles
+	case DKDV:
+		return 2*t.BQ*tileLD(t.D, size)*size + 2*t.BQ*4 // Q and dO tiles, L and Delta
+	}
+	return 0
+}
+
+// Registers estimates the 32-bit values one lane keeps live in kernel k's inner loop
+// with tile t: accumulators, score fragments and cached operands (each 8x8 float
+// fragment is 2 values per lane). It leaves out addresses and loop state. It is the
+// number the tile table keeps in check; the compiler's real count is what a Mac
+// measures.
+func Registers(k Kernel, t Tile) int {
+	d := t.D
+	switch k {
+	case Forward:
+		r := d/4 + t.BK/4 // O, S
+		if d <= 128 {
+			r += d / 4 // Q cached
+		}
+		return r
+	case DQ:
+		r := d/4 + 2*(t.BK/4) // dQ, S, dP
+		if d <= 64 {
+			r += 2 * (d / 4) // Q and dO cached
+		}
+		return r
+	case DKDV:
+		r := 2*(d/4) + 2*(t.BQ/4) // dK, dV, S^T, dP^T
+		if d <= 64 {
+			r += 2 * (d / 4) // K and V cached
+		}
+		return r
+	}
+	return 0
+}

@@ -1,0 +1,147 @@
+package mslplan
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orchard-ml/orchard/go/tensor"
+)
+
+var dtypes = []tensor.DType{tensor.Float32, tensor.Float16, tensor.BFloat16}
+
+func TestPaddedHeadDim(t *testing.T) {
+	tests := []struct {
+		d, want int
+		ok      bool
+	}{
+		{1, 32, true}, {8, 32, true}, {32, 32, true}, {33, 64, true}, {59, 64, true}, {64, 64, true},
+		{72, 80, true}, {80, 80, true}, {81, 96, true}, {111, 128, true}, {128, 128, true},
+		{129, 192, true}, {192, 192, true}, {200, 256, true}, {256, 256, true},
+		{0, 0, false}, {-3, 0, false}, {257, 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := PaddedHeadDim(tt.d)
+		assert.Equal(t, tt.ok, ok, "D = %d", tt.d)
+		assert.Equal(t, tt.want, got, "D = %d", tt.d)
+	}
+}
+
+// TestTileTableBudgets checks every entry of the table against the reasoning in the
+// package documentation.
+func TestTileTableBudgets(t *testing.T) {
+	for _, f := range []GPUFamily{Apple7, Apple8, Apple9, GPUFamily(10)} {
+		tr := traits(f)
+		for _, dt := range dtypes {
+			for _, d := range HeadDims() {
+				tiles, err := TilesFor(f, dt, d)
+				require.NoError(t, err)
+				size := dt.Size()
+				for _, k := range []struct {
+					kernel Kernel
+					tile   Tile
+					step   int // the walked dimension, staged twice
+					cap    int
+				}{
+					{Forward, tiles.Forward, tiles.Forward.BK, maxStepForward},
+					{DQ, tiles.DQ, tiles.DQ.BK, maxStepDQ},
+					{DKDV, tiles.DKDV, tiles.DKDV.BQ, maxStepDKDV},
+				} {
+					tl := k.tile
+					what := f.String() + " " + dt.String() + " " + k.kernel.String()
+					assert.Equal(t, d, tl.D, what)
+					assert.True(t, tl.BQ%8 == 0 && tl.BK%8 == 0 && tl.BQ >= 8 && tl.BK >= 8, "%s: %+v", what, tl)
+					assert.LessOrEqual(t, k.step, k.cap, what)
+					if k.step > 8 {
+						assert.LessOrEqual(t, 2*k.step*d*size, tr.budget, "%s: %+v exceeds the family's staging budget", what, tl)
+					}
+					if k.step < k.cap {
+						assert.Greater(t, 2*2*k.step*d*size, tr.budget, "%s: %+v: a step twice as long would fit", what, tl)
+					}
+					assert.LessOrEqual(t, ThreadgroupMemory(k.kernel, tl, size), 32<<10, "%s: %+v", what, tl)
+					if d <= 128 {
+						assert.LessOrEqual(t, Registers(k.kernel, tl), 96, "%s: %+v", what, tl)
+					}
+				}
+				assert.Equal(t, tr.rows, tiles.Forward.BQ)
+				assert.Equal(t, tr.rows, tiles.DQ.BQ)
+				assert.Equal(t, tr.rows, tiles.DKDV.BK)
+			}
+		}
+	}
+}
+
+func TestTileTableExamples(t *testing.T) {
+	tiles, err := TilesFor(Apple7, tensor.Float16, 64)
+	require.NoError(t, err)
+	assert.Equal(t, Tiles{Forward: Tile{32, 64, 64}, DQ: Tile{32, 32, 64}, DKDV: Tile{32, 32, 64}}, tiles)
+	tiles, err = TilesFor(Apple8, tensor.Float32, 128)
+	require.NoError(t, err)
+	assert.Equal(t, Tiles{Forward: Tile{32, 16, 128}, DQ: Tile{32, 16, 128}, DKDV: Tile{16, 32, 128}}, tiles)
+	tiles, err = TilesFor(Apple9, tensor.BFloat16, 59) // runs on D = 64
+	require.NoError(t, err)
+	assert.Equal(t, Tiles{Forward: Tile{16, 64, 64}, DQ: Tile{16, 32, 64}, DKDV: Tile{32, 16, 64}}, tiles)
+}
+
+func TestTilesForRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		f    GPUFamily
+		dt   tensor.DType
+		d    int
+		want string
+	}{
+		{"old family", GPUFamily(6), tensor.Float16, 64, "apple7"},
+		{"float64", Apple7, tensor.Float64, 64, "float64"},
+		{"head dim 0", Apple7, tensor.Float32, 0, "head dim 0"},
+		{"head dim 257", Apple9, tensor.Float32, 257, "head dim 257"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := TilesFor(tt.f, tt.dt, tt.d)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+func TestKernelNames(t *testing.T) {
+	tl := Tile{BQ: 32, BK: 64, D: 64}
+	assert.Equal(t, "attention_fwd_bq32_bk64_d64_f16", KernelName(Forward, tl, tensor.Float16))
+	assert.Equal(t, "attention_bwd_dq_bq32_bk64_d64_f32", KernelName(DQ, tl, tensor.Float32))
+	assert.Equal(t, "attention_bwd_dkdv_bq32_bk64_d64_bf16", KernelName(DKDV, tl, tensor.BFloat16))
+	assert.Equal(t, "attention_bwd_delta_bf16", KernelName(Delta, Tile{}, tensor.BFloat16))
+	assert.Equal(t, "forward", Forward.String())
+	assert.Equal(t, "apple9", Apple9.String())
+}
+
+func TestInstancesCoverTheTable(t *testing.T) {
+	ins := Instances()
+	names := map[string]bool{}
+	for i, in := range ins {
+		assert.False(t, names[in.Name()], "duplicate %s", in.Name())
+		names[in.Name()] = true
+		if i > 0 {
+			assert.Less(t, ins[i-1].Name(), in.Name(), "sorted")
+		}
+		assert.True(t, strings.HasPrefix(in.Name(), "attention_"))
+	}
+	for _, f := range []GPUFamily{Apple7, Apple8, Apple9} {
+		for _, dt := range dtypes {
+			for d := 1; d <= MaxHeadDim; d++ {
+				tiles, err := TilesFor(f, dt, d)
+				require.NoError(t, err)
+				for _, n := range []string{
+					KernelName(Forward, tiles.Forward, dt), KernelName(DQ, tiles.DQ, dt),
+					KernelName(DKDV, tiles.DKDV, dt), KernelName(Delta, Tile{}, dt),
+				} {
+					assert.True(t, names[n], "%s is selected for %v %v D=%d but not instantiated", n, f, dt, d)
+				}
+			}
+		}
+	}
+	// 3 dtypes × 7 head dims × 3 kernels × 2 tables, and 3 Delta kernels.
+	assert.Len(t, ins, 3*7*3*2+3)
+}

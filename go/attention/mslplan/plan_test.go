@@ -203,8 +203,12 @@ func TestPlanUnsupported(t *testing.T) {
 		want string
 	}{
 		{"float64", func() Request { return Request{Problem: problem(t, tensor.Float64, 1, 1, 1, 4, 4, 8), Family: Apple7} }, "float64"},
-		{"head dim 300", func() Request { return Request{Problem: problem(t, tensor.Float16, 1, 1, 1, 2, 2, 300), Family: Apple7} }, "head dim 300"},
-		{"apple6", func() Request { return Request{Problem: problem(t, tensor.Float16, 1, 1, 1, 2, 2, 8), Family: GPUFamily(6)} }, "apple7"},
+		{"head dim 300", func() Request {
+			return Request{Problem: problem(t, tensor.Float16, 1, 1, 1, 2, 2, 300), Family: Apple7}
+		}, "head dim 300"},
+		{"apple6", func() Request {
+			return Request{Problem: problem(t, tensor.Float16, 1, 1, 1, 2, 2, 8), Family: GPUFamily(6)}
+		}, "apple7"},
 		{"head-dim stride", func() Request {
 			p := problem(t, tensor.Float32, 1, 1, 1, 8, 8, 8)
 			kt, err := p.K.Transpose(2, 3) // [1, 1, 8, 8] with stride 8 along D
@@ -212,7 +216,9 @@ func TestPlanUnsupported(t *testing.T) {
 			p.K = kt
 			return Request{Problem: p, Family: Apple7}
 		}, "stride 8 along the head dim"},
-		{"grid y", func() Request { return Request{Problem: problem(t, tensor.Float32, 1, 65536, 1, 1, 1, 1), Family: Apple9} }, "grid y"},
+		{"grid y", func() Request {
+			return Request{Problem: problem(t, tensor.Float32, 1, 65536, 1, 1, 1, 1), Family: Apple9}
+		}, "grid y"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

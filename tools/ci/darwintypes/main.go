@@ -45,9 +45,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 func printReport(w io.Writer, r Report, verbose bool) {
 	wd, _ := os.Getwd()
 	var cgoPkgs []string
+	seen := map[string]bool{}
 	for _, p := range r.Packages {
-		if len(p.CgoFiles) > 0 {
-			cgoPkgs = append(cgoPkgs, fmt.Sprintf("%s (%s)", p.ImportPath, strings.Join(p.CgoFiles, ", ")))
+		// A package and its test variant ("p [p.test]") share their cgo files.
+		base, _, _ := strings.Cut(p.ImportPath, " ")
+		if len(p.CgoFiles) > 0 && !seen[base] {
+			seen[base] = true
+			cgoPkgs = append(cgoPkgs, fmt.Sprintf("%s (%s)", base, strings.Join(p.CgoFiles, ", ")))
 		}
 		if verbose || len(p.Errors) > 0 {
 			fmt.Fprintf(w, "%s: %d error(s)\n", p.ImportPath, len(p.Errors))

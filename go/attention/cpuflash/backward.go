@@ -1,0 +1,341 @@
+package cpuflash
+
+import (
+	"math"
+
+	"github.com/orchard-ml/orchard/go/attention/spec"
+	"github.com/orchard-ml/orchard/go/tensor"
+)
+
+// bwd is the state one backward call shares between its passes (read-only once built).
+type bwd struct {
+	o, do src       // saved O and dO: (B, H, N, D)
+	dvec  []float32 // (B, H, N) D_i = dO_i·O_i
+	l2    []float32 // (B, H, N) L_i·log2(e); +Inf for a row with no visible key
+}
+
+// backward computes dQ, dK and dV in three passes over the worker pool, none with a
+// shared accumulator:
+//
+//	pre:  D_i = dO_i·O_i, L2_i = log2(e)·L_i                    per (b, h)
+//	dK/dV: one task per (b, kv head, key block), over the group's heads and query blocks
+//	dQ:   one task per (b, h, query block), over key blocks
+//
+// Both gradient passes recompute P = 2^(logit − L2) and dS = P ∘ (dP' − D) from the saved
+// L; each output element is summed by one task in a fixed order.
+func (x *plan) backward(so *tensor.Tensor, lse []float32, dO *tensor.Tensor) (*spec.Grads, error) {
+	d := x.d
+	st := &bwd{}
+	var err error
+	if st.o, err = newSrc("Saved.O", so, d.H, d.N, d.D); err != nil {
+		return nil, err
+	}
+	if st.do, err = newSrc("dO", dO, d.H, d.N, d.D); err != nil {
+		return nil, err
+	}
+	dq, err := newDst(x.dt, d.B, d.H, d.N, d.D)
+	if err != nil {
+		return nil, err
+	}
+	dk, err := newDst(x.dt, d.B, d.Hkv, d.M, d.D)
+	if err != nil {
+		return nil, err
+	}
+	dv, err := newDst(x.dt, d.B, d.Hkv, d.M, d.D)
+	if err != nil {
+		return nil, err
+	}
+	st.dvec = make([]float32, d.B*d.H*d.N)
+	st.l2 = make([]float32, d.B*d.H*d.N)
+
+	var pre []task
+	for b := 0; b < d.B; b++ {
+		for h := 0; h < d.H; h++ {
+			pre = append(pre, task{b: b, h: h, cost: x.p.LensQ(b)})
+		}
+	}
+	err = run(x.e, pre, func() []float32 { return make([]float32, 2*d.D) },
+		func(w []float32, t task) { x.preprocess(st, w, t.b, t.h, lse) })
+	if err != nil {
+		return nil, err
+	}
+	err = run(x.e, x.keyTasks(), func() *kvScratch { return x.newKVScratch() },
+		func(w *kvScratch, t task) { x.dkdvBlock(st, w, t.b, t.h, t.blk*x.bc, &dk, &dv) })
+	if err != nil {
+		return nil, err
+	}
+	err = run(x.e, x.queryTasks(), func() *fwdScratch { return x.newFwdScratch(true) },
+		func(w *fwdScratch, t task) { x.dqBlock(st, w, t.b, t.h, t.blk*x.br, &dq) })
+	if err != nil {
+		return nil, err
+	}
+	return &spec.Grads{DQ: dq.t, DK: dk.t, DV: dv.t}, nil
+}
+
+// preprocess fills D_i = dO_i·O_i (accumulated in float64) and L2_i for the rows of
+// (b, h). Rows past the query length, or whose L is −Inf, get L2 = +Inf so that every P
+// recomputed for them is 0.
+func (x *plan) preprocess(st *bwd, w []float32, b, h int, lse []float32) {
+	d := x.d
+	nq := x.p.LensQ(b)
+	row := (b*d.H + h) * d.N
+	ov, dov := w[:d.D], w[d.D:2*d.D]
+	inf := float32(math.Inf(1))
+	for i := 0; i < d.N; i++ {
+		li := lse[row+i]
+		if i >= nq || math.IsInf(float64(li), -1) {
+			st.dvec[row+i], st.l2[row+i] = 0, inf
+			continue
+		}
+		off := (row + i) * d.D
+		st.o.row(ov, off)
+		st.do.row(dov, off)
+		s := 0.0
+		for c, v := range ov {
+			s += float64(v) * float64(dov[c])
+		}
+		st.dvec[row+i] = float32(s)
+		st.l2[row+i] = float32(float64(li) * math.Log2E)
+	}
+}
+
+// kvScratch is one worker's memory for the dK/dV pass.
+type kvScratch struct {
+	kT, vT []float32 // (D, bc) K and V of the key block, transposed
+	s      []float32 // (br, bc) logits, then P, then P'
+	dp     []float32 // (br, bc) dP, then dS
+	u      []float32 // (br, bc) tanh of the capped logit (softcap only)
+	z      []float32 // (br, bc) dropout factors (dropout only)
+	dk, dv []float32 // (bc, dp) accumulators
+	qBuf   []float32 // (br6, D) Q rows converted for the A operand
+	doBuf  []float32 // (br6, D) dO rows converted for the A operand
+	qB     []float32 // (br, dp) Q rows for the B operand
+	doB    []float32 // (br, dp) dO rows for the B operand
+	tmp    []float32 // (D)
+	lo, hi []int     // (br)
+}
+
+func (x *plan) newKVScratch() *kvScratch {
+	br, bc, d, dp := x.br, x.bc, x.d.D, x.dp
+	w := &kvScratch{
+		kT:    make([]float32, d*bc),
+		vT:    make([]float32, d*bc),
+		s:     make([]float32, br*bc),
+		dp:    make([]float32, br*bc),
+		dk:    make([]float32, bc*dp),
+		dv:    make([]float32, bc*dp),
+		qBuf:  make([]float32, roundUp(br, mr)*d),
+		doBuf: make([]float32, roundUp(br, mr)*d),
+		qB:    make([]float32, br*dp),
+		doB:   make([]float32, br*dp),
+		tmp:   make([]float32, d),
+		lo:    make([]int, br),
+		hi:    make([]int, br),
+	}
+	if x.softcap > 0 {
+		w.u = make([]float32, br*bc)
+	}
+	if x.drop {
+		w.z = make([]float32, br*bc)
+	}
+	return w
+}
+
+// keyTasks lists the (b, kv head, key block) tasks with valid keys, costed by the number
+// of query rows that can see the block.
+func (x *plan) keyTasks() []task {
+	d := x.d
+	lo, hi := make([]int, x.br), make([]int, x.br)
+	var tasks []task
+	for b := 0; b < d.B; b++ {
+		nk, nq := x.p.LensK(b), x.p.LensQ(b)
+		// The key range each query block sees, once per batch.
+		type span struct{ lo, hi, rows int }
+		var spans []span
+		for i0 := 0; i0 < nq; i0 += x.br {
+			rn := min(x.br, nq-i0)
+			kLo, kHi := x.keyRanges(b, i0, rn, lo, hi)
+			spans = append(spans, span{kLo, kHi, rn})
+		}
+		for j0 := 0; j0 < nk; j0 += x.bc {
+			j1 := min(j0+x.bc, nk)
+			cost := 1
+			for _, s := range spans {
+				if s.lo < j1 && s.hi > j0 {
+					cost += s.rows * (j1 - j0)
+				}
+			}
+			for g := 0; g < d.Hkv; g++ {
+				tasks = append(tasks, task{b: b, h: g, blk: j0 / x.bc, cost: cost * d.Group()})
+			}
+		}
+	}
+	return tasks
+}
+
+// dkdvBlock computes rows [j0, j0+bc) of dK and dV for kv head g of batch b, summing over
+// the query heads of the group and their query blocks in a fixed order.
+func (x *plan) dkdvBlock(st *bwd, w *kvScratch, b, g, j0 int, dk, dv *dst) {
+	d, br, bc, dp := x.d, x.br, x.bc, x.dp
+	nq := x.p.LensQ(b)
+	jn := min(bc, x.p.LensK(b)-j0)
+	jz := j0 + jn
+	jn16, jn6 := roundUp(jn, nr), roundUp(jn, mr)
+	x.k.rowsT(w.kT, bc, x.k.off(b, g, j0), jn, w.tmp) // (D, bc)
+	x.v.rowsT(w.vT, bc, x.v.off(b, g, j0), jn, w.tmp) // (D, bc)
+	clear(w.dk)
+	clear(w.dv)
+	grp := d.Group()
+	for h := g * grp; h < (g+1)*grp; h++ {
+		for i0 := 0; i0 < nq; i0 += br {
+			rn := min(br, nq-i0)
+			kLo, kHi := x.keyRanges(b, i0, rn, w.lo, w.hi)
+			if kLo >= jz || kHi <= j0 {
+				continue
+			}
+			x.dkdvTile(st, w, b, h, g, i0, rn, j0, jn, jn16, jn6)
+		}
+	}
+	row := (b*d.Hkv + g) * d.M
+	dk.putRows((row+j0)*d.D, jn, d.D, w.dk, dp)
+	dv.putRows((row+j0)*d.D, jn, d.D, w.dv, dp)
+}
+
+// dkdvTile adds the contribution of query rows [i0, i0+rn) of head h to dK and dV of the
+// key block. It inverts forwardTile step by step, row-major (sc = 1).
+func (x *plan) dkdvTile(st *bwd, w *kvScratch, b, h, g, i0, rn, j0, jn, jn16, jn6 int) {
+	d, bc, dp, kn := x.d, x.bc, x.dp, x.kn
+	rn6 := roundUp(rn, mr)
+	row := (b*d.H+h)*d.N + i0
+
+	// S = Q·Kᵀ, dP' = dO·Vᵀ                                           (rn, jn)
+	qA := x.q.aRows(b, h, i0, rn, w.qBuf)
+	s := w.s[:rn6*bc]
+	kn.GEMM(rn6, jn16, d.D, qA, d.D, 1, w.kT, bc, s, bc, false)
+	doA := st.do.aRows(b, h, i0, rn, w.doBuf)
+	dp2 := w.dp[:rn6*bc]
+	kn.GEMM(rn6, jn16, d.D, doA, d.D, 1, w.vT, bc, dp2, bc, false)
+	t := tile{x: s, sr: bc, sc: 1}
+	if !x.plain {
+		x.logits(t, w.u, b, h, i0, rn, j0, jn16, w.lo, w.hi)
+	} else if !full(w.lo, w.hi, rn, j0, j0+jn16) {
+		mask(t, rn, j0, jn16, w.lo, w.hi)
+	}
+
+	// P = 2^(expA·S − L2)                         (forward: P = 2^(expA·S − m2) / l)
+	for r := 0; r < rn; r++ {
+		pr := s[r*bc : r*bc+jn16]
+		kn.ExpScalar(pr, pr, x.expA, st.l2[row+r])
+	}
+	// O = P'·V with P' = P ∘ Z/(1−p)  ⇒  dP = dP' ∘ Z/(1−p)
+	if x.drop {
+		x.dropout(tile{x: w.z, sr: bc, sc: 1}, b, h, i0, rn, j0, jn16, x.dscale)
+		for e := range dp2[:rn*bc] {
+			dp2[e] *= w.z[e]
+		}
+	}
+	// P = softmax(S)  ⇒  dS = P ∘ (dP − D); times d(logit)/d(q·k) = scale (· (1 − u²))
+	for r := 0; r < rn; r++ {
+		kn.DSScalar(dp2[r*bc:r*bc+jn16], s[r*bc:r*bc+jn16], dp2[r*bc:r*bc+jn16], st.dvec[row+r], x.scale)
+	}
+	if x.softcap > 0 {
+		for r := 0; r < rn; r++ {
+			for c := 0; c < jn; c++ {
+				u := w.u[r*bc+c]
+				dp2[r*bc+c] *= 1 - u*u
+			}
+		}
+	}
+	if x.drop {
+		for e := range s[:rn*bc] {
+			s[e] *= w.z[e] // P'
+		}
+	}
+
+	// dV += P'ᵀ·dO, dK += dSᵀ·Q                                        (jn, dp)
+	doB, ldo := st.do.bRows(b, h, i0, rn, dp, w.doB)
+	kn.GEMM(jn6, dp, rn, s, 1, bc, doB, ldo, w.dv, dp, true)
+	qB, ldq := x.q.bRows(b, h, i0, rn, dp, w.qB)
+	kn.GEMM(jn6, dp, rn, dp2, 1, bc, qB, ldq, w.dk, dp, true)
+}
+
+// dqBlock computes rows [i0, i0+rn) of dQ for head h of batch b over the visible key
+// blocks, transposed like forwardBlock.
+func (x *plan) dqBlock(st *bwd, w *fwdScratch, b, h, i0 int, dq *dst) {
+	d, br, dp := x.d, x.br, x.dp
+	rn := min(br, x.p.LensQ(b)-i0)
+	acc := w.o[:br*dp] // (br, dp)
+	clear(acc)
+	kLo, kHi := x.keyRanges(b, i0, rn, w.lo, w.hi)
+	if kLo >= kHi {
+		return // no visible key: dQ rows stay 0
+	}
+	row := (b*d.H+h)*d.N + i0
+	inf := float32(math.Inf(1))
+	for r := 0; r < br; r++ {
+		if r < rn {
+			w.bsub[r], w.dvec[r] = st.l2[row+r], st.dvec[row+r]
+		} else {
+			w.bsub[r], w.dvec[r] = inf, 0
+		}
+	}
+	x.q.rowsT(w.qT, br, x.q.off(b, h, i0), rn, w.tmp)      // (D, br)
+	st.do.rowsT(w.doT, br, st.do.off(b, h, i0), rn, w.tmp) // (D, br)
+	for ja := kLo; ja < kHi; {
+		jz := min((ja/x.bc+1)*x.bc, kHi)
+		x.dqTile(w, b, h, i0, rn, ja, jz-ja)
+		ja = jz
+	}
+	dq.putRows(row*d.D, rn, d.D, acc, dp)
+}
+
+// dqTile adds the contribution of keys [ja, ja+jn) to the dQ rows of the query block.
+func (x *plan) dqTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
+	d, br, dp, kn := x.d, x.br, x.dp, x.kn
+	g := d.KVHead(h)
+	jn6 := roundUp(jn, mr)
+
+	// Sᵀ = K·Qᵀ, dP'ᵀ = V·dOᵀ                                         (jn, br)
+	kA := x.k.aRows(b, g, ja, jn, w.aBuf)
+	sT := w.s[:jn6*br]
+	kn.GEMM(jn6, br, d.D, kA, d.D, 1, w.qT, br, sT, br, false)
+	vA := x.v.aRows(b, g, ja, jn, w.vBuf)
+	dpT := w.dp[:jn6*br]
+	kn.GEMM(jn6, br, d.D, vA, d.D, 1, w.doT, br, dpT, br, false)
+	t := tile{x: sT, sr: 1, sc: br}
+	if !x.plain {
+		x.logits(t, w.u, b, h, i0, rn, ja, jn, w.lo, w.hi)
+	} else if !full(w.lo, w.hi, rn, ja, ja+jn) {
+		mask(t, rn, ja, jn, w.lo, w.hi)
+	}
+
+	// P = 2^(expA·Sᵀ − L2)
+	for c := 0; c < jn; c++ {
+		pc := sT[c*br : (c+1)*br]
+		kn.ExpVec(pc, pc, w.bsub, nil, x.expA)
+	}
+	// dP = dP' ∘ Z/(1−p); dS = P ∘ (dP − D) · scale (· (1 − u²))
+	if x.drop {
+		x.dropout(tile{x: w.z, sr: 1, sc: br}, b, h, i0, rn, ja, jn, x.dscale)
+		for c := 0; c < jn; c++ {
+			for r := 0; r < rn; r++ {
+				dpT[c*br+r] *= w.z[c*br+r]
+			}
+		}
+	}
+	for c := 0; c < jn; c++ {
+		kn.DSVec(dpT[c*br:(c+1)*br], sT[c*br:(c+1)*br], dpT[c*br:(c+1)*br], w.dvec, x.scale)
+	}
+	if x.softcap > 0 {
+		for c := 0; c < jn; c++ {
+			for r := 0; r < rn; r++ {
+				u := w.u[c*br+r]
+				dpT[c*br+r] *= 1 - u*u
+			}
+		}
+	}
+
+	// dQ += dS·K                                                      (br, dp)
+	kB, ldk := x.k.bRows(b, g, ja, jn, dp, w.bBuf)
+	kn.GEMM(roundUp(rn, mr), dp, jn, dpT, 1, br, kB, ldk, w.o, dp, true)
+}

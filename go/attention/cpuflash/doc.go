@@ -1,0 +1,43 @@
+// Package cpuflash is Orchard's fast CPU executor: FlashAttention's tiled algorithm,
+// forward and backward, for machines without a usable Metal device (Linux servers, CI,
+// virtual Macs). The engine prefers it to the reference (priority 100 against 0).
+//
+// # Algorithm
+//
+// Forward: one task per (batch, head, query block) on a pool of goroutines sized by
+// GOMAXPROCS. A task walks the key blocks its rows can see — lengths, causal masking (both
+// alignments) and windows skip whole blocks — and keeps the online softmax in base 2:
+// Sᵀ = K·Qᵀ, the running max and sum per query row, P = 2^(logit − max), O += P·V. It
+// saves L = ln 2 · (max + log2 sum) per row.
+//
+// Backward: D_i = dO_i·O_i first; then one task per (batch, kv head, key block) sums dK
+// and dV over the group's query heads and every query block that sees the block; then one
+// task per (batch, head, query block) sums dQ over its key blocks. Both recompute P from
+// the saved L. No output element is written by two tasks and each is summed in a fixed
+// order, so results are bitwise identical for any number of workers.
+//
+// Memory is O(N): per-worker tiles sized by the blocks (96 queries × 96 keys for D ≤ 128)
+// and two float32 values per query row in the backward; never an N×M matrix.
+//
+// # Kernels
+//
+// The inner loops — a 6×16 GEMM micro-kernel whose A operand is read through two strides
+// (so one kernel serves A·B and Aᵀ·B), a vectorised exp2, column max, dS = P ∘ (dP − D)
+// and row scaling — exist in Go assembly for amd64 (AVX2 + FMA) and arm64 (NEON), chosen
+// when the executor is built, and in pure Go for other architectures, CPUs without the
+// features and the purego build tag. The CPU features are read with CPUID/XGETBV by the
+// package itself (golang.org/x/sys v0.50.0 needs a go.mod "go 1.26.0" line; see
+// cpu_amd64.go); NEON is part of every arm64 CPU Go supports.
+//
+// # Options
+//
+// Every option of the contract runs here: GQA and MQA (query heads read their kv head in
+// place, K and V are never copied per head), causal top-left and bottom-right, windows,
+// bool and additive masks with broadcasting, softcap, dropout (package philox's stream,
+// the same elements as every other executor), variable lengths, and float32, float16 and
+// bfloat16 inputs (converted to float32 tile by tile; outputs in the input dtype, L in
+// float32). Masks, softcap and dropout take a slower per-element path for the logits; the
+// products stay in the kernels. Float64 problems are declined: they are the reference's.
+//
+// Not here: device memory, the engine's fallback logic, autograd.
+package cpuflash

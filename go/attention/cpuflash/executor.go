@@ -1,0 +1,193 @@
+package cpuflash
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+
+	"github.com/orchard-ml/orchard/go/allocator"
+	"github.com/orchard-ml/orchard/go/attention/spec"
+	"github.com/orchard-ml/orchard/go/tensor"
+)
+
+// Name is the executor's name in engine stats and errors.
+const Name = "cpuflash"
+
+// DefaultPriority places the executor after Metal (200) and before the reference (0).
+const DefaultPriority = 100
+
+// blockUnit is the granule of block sizes: a block is a multiple of both GEMM micro-tile
+// sides (mr = 6 rows, nr = 16 columns), because query blocks and key blocks each serve as
+// rows of one product and columns of another.
+const blockUnit = 48
+
+// Params configure an Executor. The zero value is the production configuration.
+type Params struct {
+	// Workers is the number of goroutines a call uses; 0 (or less) means
+	// runtime.GOMAXPROCS(0) at the time of the call. Results do not depend on it.
+	Workers int
+	// BlockQ and BlockK override the query and key block sizes (0 = chosen from D). They
+	// are rounded up to a multiple of 48. For tests and tuning.
+	BlockQ, BlockK int
+	// Priority is the engine priority; 0 means DefaultPriority.
+	Priority int
+	// Portable selects the pure-Go kernels even where SIMD kernels exist (tests, and a way
+	// to rule the assembly out when chasing a bug).
+	Portable bool
+}
+
+// Executor is the tiled FlashAttention executor for CPUs. It is safe for concurrent use:
+// each call allocates its own scratch.
+type Executor struct {
+	params Params
+	kn     *kernels
+}
+
+// New returns an executor. It picks the SIMD kernels (AVX2 + FMA on amd64, NEON on
+// arm64) when the CPU has them and Portable is false, the pure-Go kernels otherwise.
+func New(p Params) *Executor {
+	kn := simdKernels()
+	if kn == nil || p.Portable {
+		kn = genericKernels()
+	}
+	return &Executor{params: p, kn: kn}
+}
+
+// Name returns "cpuflash".
+func (e *Executor) Name() string { return Name }
+
+// Priority returns Params.Priority, or DefaultPriority when that is 0.
+func (e *Executor) Priority() int {
+	if e.params.Priority == 0 {
+		return DefaultPriority
+	}
+	return e.params.Priority
+}
+
+// Kernels names the inner loops in use: "avx2", "neon" or "go".
+func (e *Executor) Kernels() string { return e.kn.name }
+
+// Needs asks the engine for contiguous inputs. The dtype is left alone: float16 and
+// bfloat16 are converted tile by tile, which costs no extra memory.
+func (e *Executor) Needs() allocator.Needs { return allocator.Needs{Contiguous: true} }
+
+// Blocks returns the query and key block sizes the executor uses for head dimension d.
+func (e *Executor) Blocks(d int) (bq, bk int) {
+	bq, bk = defaultBlocks(d)
+	if e.params.BlockQ > 0 {
+		bq = roundUp(e.params.BlockQ, blockUnit)
+	}
+	if e.params.BlockK > 0 {
+		bk = roundUp(e.params.BlockK, blockUnit)
+	}
+	return bq, bk
+}
+
+// defaultBlocks keeps a worker's tiles (Q and O of the query block, K and V of the key
+// block, the logit tiles) within a 512 KiB L2 and the 16-column panels the GEMM kernel
+// streams within L1.
+func defaultBlocks(d int) (bq, bk int) {
+	switch {
+	case d <= 64:
+		return 96, 96
+	case d <= 128:
+		return 96, 96
+	default:
+		return 48, 48
+	}
+}
+
+// Supports accepts every valid problem over float32, float16 or bfloat16 tensors the CPU
+// can read. Float64 problems are the reference's; non-contiguous tensors are fine (Needs
+// asks the engine for contiguous ones, and a direct caller's are copied). An invalid
+// problem gets its *spec.ArgError.
+func (e *Executor) Supports(p *spec.Problem) error {
+	if err := spec.Validate(p); err != nil {
+		return err
+	}
+	return e.supports(p)
+}
+
+// supports is Supports for a validated problem.
+func (e *Executor) supports(p *spec.Problem) error {
+	switch dt := p.Q.DType(); dt {
+	case tensor.Float32, tensor.Float16, tensor.BFloat16:
+	default:
+		return spec.Unsupported(Name, "dtype %v: cpuflash computes in float32 from float32, float16 or bfloat16 inputs; float64 problems are the reference's", dt)
+	}
+	for _, a := range []struct {
+		name string
+		t    *tensor.Tensor
+	}{{"Q", p.Q}, {"K", p.K}, {"V", p.V}} {
+		if err := hostReadable(a.name, a.t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hostReadable(name string, t *tensor.Tensor) error {
+	if st := t.Storage(); !st.Kind().HostVisible() || st.Bytes() == nil {
+		return spec.Unsupported(Name, "%s is in %v storage, which the CPU cannot read", name, st.Kind())
+	}
+	return nil
+}
+
+// Forward returns O (Q's dtype) and L (float32) for p.
+func (e *Executor) Forward(p *spec.Problem) (*spec.Saved, error) {
+	if err := spec.Validate(p); err != nil {
+		return nil, err
+	}
+	if err := e.supports(p); err != nil {
+		return nil, err
+	}
+	x, err := newPlan(e, p)
+	if err != nil {
+		return nil, err
+	}
+	return x.forward()
+}
+
+// Backward returns dQ, dK and dV (Q's dtype) given the saved O and L of a forward pass of
+// p (from any executor) and dO.
+func (e *Executor) Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, error) {
+	if err := spec.ValidateBackward(p, s, dO); err != nil {
+		return nil, err
+	}
+	if err := e.supports(p); err != nil {
+		return nil, err
+	}
+	for _, a := range []struct {
+		name string
+		t    *tensor.Tensor
+	}{{"Saved.O", s.O}, {"dO", dO}, {"Saved.L", s.L}} {
+		if err := hostReadable(a.name, a.t); err != nil {
+			return nil, err
+		}
+	}
+	lse, err := s.L.ToFloat32s() // (B, H, N)
+	if err != nil {
+		return nil, fmt.Errorf("cpuflash: reading Saved.L: %w", err)
+	}
+	for i, v := range lse {
+		if v != v || math.IsInf(float64(v), 1) {
+			return nil, &spec.ArgError{Arg: "Saved.L", Rule: fmt.Sprintf("element %d is %v; a logsumexp is finite, or −Inf for a row with no visible key", i, v)}
+		}
+	}
+	x, err := newPlan(e, p)
+	if err != nil {
+		return nil, err
+	}
+	return x.backward(s.O, lse, dO)
+}
+
+// workers returns the number of goroutines for a call with n tasks.
+func (e *Executor) workers(n int) int {
+	w := e.params.Workers
+	if w <= 0 {
+		w = runtime.GOMAXPROCS(0)
+	}
+	return max(1, min(w, n))
+}
+
+func roundUp(x, m int) int { return (x + m - 1) / m * m }

@@ -1,0 +1,52 @@
+package cpuflash
+
+import (
+	"fmt"
+	"testing"
+)
+
+func BenchmarkGEMM(b *testing.B) {
+	for _, kn := range []*kernels{simdKernels(), genericKernels()} {
+		if kn == nil {
+			continue
+		}
+		for _, c := range []struct{ m, n, k int }{{96, 96, 64}, {96, 64, 96}, {480, 480, 480}} {
+			b.Run(fmt.Sprintf("%s/%dx%dx%d", kn.name, c.m, c.n, c.k), func(b *testing.B) {
+				a := make([]float32, c.m*c.k)
+				bb := make([]float32, c.k*c.n)
+				cc := make([]float32, c.m*c.n)
+				for i := range a {
+					a[i] = float32(i%7) - 3
+				}
+				for i := range bb {
+					bb[i] = float32(i%5) - 2
+				}
+				for b.Loop() {
+					kn.GEMM(c.m, c.n, c.k, a, c.k, 1, bb, c.n, cc, c.n, true)
+				}
+				b.ReportMetric(2*float64(c.m*c.n*c.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+func BenchmarkExp(b *testing.B) {
+	for _, kn := range []*kernels{simdKernels(), genericKernels()} {
+		if kn == nil {
+			continue
+		}
+		b.Run(kn.name, func(b *testing.B) {
+			x := make([]float32, 960)
+			y := make([]float32, 960)
+			bs := make([]float32, 960)
+			s := make([]float32, 960)
+			for i := range x {
+				x[i] = float32(i) * -0.1
+			}
+			for b.Loop() {
+				kn.ExpVec(y, x, bs, s, 1.4)
+			}
+			b.ReportMetric(float64(len(x))*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gexp/s")
+		})
+	}
+}

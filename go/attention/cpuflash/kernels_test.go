@@ -1,0 +1,232 @@
+package cpuflash
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// kernelSets returns the pure-Go kernels and, when this CPU has them, the SIMD kernels.
+func kernelSets() []*kernels {
+	ks := []*kernels{genericKernels()}
+	if s := simdKernels(); s != nil {
+		ks = append(ks, s)
+	}
+	return ks
+}
+
+func randSlice(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}
+
+// TestGEMMMatchesFloat64 checks both kernel sets on row-major and transposed A operands,
+// with and without accumulation, against a float64 product: each element within
+// 1e-6 · Σ_p |A(i,p)·B(p,j)| (float32 rounding of k products).
+func TestGEMMMatchesFloat64(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, kn := range kernelSets() {
+		for _, c := range []struct {
+			m, n, k int
+			trans   bool
+			acc     bool
+		}{
+			{6, 16, 1, false, false}, {12, 32, 7, false, true}, {48, 48, 64, false, false},
+			{96, 64, 59, true, true}, {18, 80, 33, true, false}, {6, 256, 100, false, true},
+		} {
+			t.Run(fmt.Sprintf("%s/%+v", kn.name, c), func(t *testing.T) {
+				lda := c.k + 3
+				rs, ks := lda, 1
+				if c.trans { // A stored as (k, m) and read transposed
+					lda = c.m + 5
+					rs, ks = 1, lda
+				}
+				a := randSlice(rng, max(c.m*rs+c.k*ks, 1))
+				ldb, ldc := c.n+16, c.n+32
+				b := randSlice(rng, c.k*ldb)
+				cc := randSlice(rng, c.m*ldc)
+				c0 := append([]float32(nil), cc...)
+				kn.GEMM(c.m, c.n, c.k, a, rs, ks, b, ldb, cc, ldc, c.acc)
+				for i := 0; i < c.m; i++ {
+					for j := 0; j < c.n; j++ {
+						want, mag := 0.0, 0.0
+						if c.acc {
+							want, mag = float64(c0[i*ldc+j]), math.Abs(float64(c0[i*ldc+j]))
+						}
+						for p := 0; p < c.k; p++ {
+							x := float64(a[i*rs+p*ks]) * float64(b[p*ldb+j])
+							want += x
+							mag += math.Abs(x)
+						}
+						require.InDelta(t, want, float64(cc[i*ldc+j]), 1e-6*mag+1e-30, "C[%d, %d]", i, j)
+					}
+					for j := c.n; j < ldc; j++ {
+						require.Equal(t, c0[i*ldc+j], cc[i*ldc+j], "C[%d, %d] past n is untouched", i, j)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestGEMMChecksBounds: operands too short for the shape panic in Go before any
+// assembly runs (the worker pool turns such a panic into an error).
+func TestGEMMChecksBounds(t *testing.T) {
+	for _, kn := range kernelSets() {
+		a, b, c := make([]float32, 6*8), make([]float32, 8*16), make([]float32, 6*16)
+		assert.NotPanics(t, func() { kn.GEMM(6, 16, 8, a, 8, 1, b, 16, c, 16, false) })
+		assert.Panics(t, func() { kn.GEMM(6, 16, 8, a[:47], 8, 1, b, 16, c, 16, false) }, "A short")
+		assert.Panics(t, func() { kn.GEMM(6, 16, 8, a, 8, 1, b[:127], 16, c, 16, false) }, "B short")
+		assert.Panics(t, func() { kn.GEMM(6, 16, 8, a, 8, 1, b, 16, c[:95], 16, false) }, "C short")
+		assert.Panics(t, func() { kn.GEMM(5, 16, 8, a, 8, 1, b, 16, c, 16, false) }, "m not a multiple of 6")
+		assert.Panics(t, func() { kn.GEMM(6, 8, 8, a, 8, 1, b, 16, c, 16, false) }, "n not a multiple of 16")
+		assert.Panics(t, func() { kn.ExpVec(make([]float32, 16), make([]float32, 8), make([]float32, 16), nil, 1) }, "src short")
+		assert.Panics(t, func() { kn.Scale(make([]float32, 12), 1) }, "length not a multiple of 8")
+	}
+}
+
+// exp2Cases are inputs for the exp2 kernels: ordinary values, the clamp bounds, values
+// past them and −Inf.
+func exp2Cases(rng *rand.Rand) []float32 {
+	x := []float32{0, -0.5, 0.5, -1, 1, -125.9, -126, -126.01, -127, -200, float32(math.Inf(-1)), 126.9, 127, 127.4,
+		-1e-8, 1e-8, -30.25, -3.5, 2.5}
+	for len(x)%8 != 0 || len(x) < 200 {
+		x = append(x, float32(rng.Float64()*140-130))
+	}
+	return x
+}
+
+// TestExp2Accuracy: 2^x within 3e-7 relative of math.Exp2 for x in [−126, 127], exactly
+// 0 below −126 and for −Inf, exactly 1 at 0; the vector form adds the results into sum.
+func TestExp2Accuracy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	x := exp2Cases(rng)
+	zero := make([]float32, len(x))
+	for _, kn := range kernelSets() {
+		t.Run(kn.name, func(t *testing.T) {
+			got := make([]float32, len(x))
+			sum := make([]float32, len(x))
+			for i := range sum {
+				sum[i] = 1
+			}
+			kn.ExpVec(got, x, zero, sum, 1)
+			gotS := make([]float32, len(x))
+			kn.ExpScalar(gotS, x, 1, 0)
+			for i, v := range x {
+				switch {
+				case v < -126:
+					assert.Zero(t, got[i], "2^%v", v)
+				case v > 127:
+					assert.Equal(t, float32(math.Exp2(127)), got[i], "2^%v clamps to 2^127", v)
+				default:
+					want := math.Exp2(float64(v))
+					assert.InEpsilon(t, want, float64(got[i]), 3e-7, "2^%v", v)
+				}
+				assert.Equal(t, got[i], gotS[i], "scalar and vector forms agree at %v", v)
+				assert.Equal(t, 1+got[i], sum[i], "sum at %v", v)
+			}
+			assert.Equal(t, float32(1), got[0], "2^0")
+		})
+	}
+}
+
+// TestSIMDKernelsAgreeWithGo holds every SIMD kernel against its pure-Go twin on the
+// same inputs: exactly equal where both round the same operations in the same order
+// (max, dS, scale), within 2 ulp for exp2 (FMA against separate multiply and add) and
+// within float32 accumulation error for the GEMM.
+func TestSIMDKernelsAgreeWithGo(t *testing.T) {
+	s := simdKernels()
+	if s == nil {
+		t.Skip("this CPU has no SIMD kernels (no AVX2/FMA on amd64)")
+	}
+	g := genericKernels()
+	rng := rand.New(rand.NewPCG(3, 3))
+	const n = 200
+	x, b, p, dp, d := randSlice(rng, n), randSlice(rng, n), randSlice(rng, n), randSlice(rng, n), randSlice(rng, n)
+	for i := range x {
+		x[i] *= 20
+		p[i] = float32(math.Abs(float64(p[i])))
+	}
+	x[3], x[17] = float32(math.Inf(-1)), -300
+	b[5] = float32(math.Inf(1))
+
+	ulps := func(a, b float32) int {
+		d := int64(math.Float32bits(a)) - int64(math.Float32bits(b))
+		if d < 0 {
+			d = -d
+		}
+		return int(d)
+	}
+	t.Run("exp2", func(t *testing.T) {
+		// On exact arguments (a = 1, b = 0) the two forms differ only by FMA rounding
+		// inside the polynomial.
+		zero := make([]float32, n)
+		e1, e2 := make([]float32, n), make([]float32, n)
+		s1, s2 := make([]float32, n), make([]float32, n)
+		s.ExpVec(e1, x, zero, s1, 1)
+		g.ExpVec(e2, x, zero, s2, 1)
+		for i := range e1 {
+			assert.LessOrEqual(t, ulps(e1[i], e2[i]), 2, "2^%v: %v vs %v", x[i], e1[i], e2[i])
+		}
+		// With a and b, the argument a·x − b is rounded once (FMA) or twice, which moves
+		// 2^arg by up to ln 2 · ulp(a·x) relative: allow that on top of the polynomial.
+		check := func(got []float32, a float32, bs func(i int) float32) {
+			for i, v := range got {
+				arg := float64(a)*float64(x[i]) - float64(bs(i))
+				if arg < -125 || arg > 126 || math.IsInf(arg, 0) || math.IsNaN(arg) {
+					continue
+				}
+				tol := 3e-7 + 1.2e-7*math.Abs(float64(a)*float64(x[i]))
+				assert.InEpsilon(t, math.Exp2(arg), float64(v), tol, "2^(%v·%v − %v)", a, x[i], bs(i))
+			}
+		}
+		for _, kn := range []*kernels{s, g} {
+			kn.ExpVec(e1, x, b, s1, 0.7)
+			check(e1, 0.7, func(i int) float32 { return b[i] })
+			kn.ExpScalar(e1, x, 0.7, 1.25)
+			check(e1, 0.7, func(int) float32 { return 1.25 })
+		}
+		s.ExpVec(e1, x, b, nil, 0.7)
+		assert.Zero(t, e1[3], "2^(a·(−Inf) − b) = 0")
+		assert.Zero(t, e1[5], "2^(a·x − Inf) = 0")
+	})
+	t.Run("colMax", func(t *testing.T) {
+		m1, m2 := append([]float32(nil), b...), append([]float32(nil), b...)
+		s.ColMax(m1, x)
+		g.ColMax(m2, x)
+		assert.Equal(t, m2, m1)
+	})
+	t.Run("dS", func(t *testing.T) {
+		o1, o2 := make([]float32, n), make([]float32, n)
+		s.DSVec(o1, p, dp, d, 0.125)
+		g.DSVec(o2, p, dp, d, 0.125)
+		assert.Equal(t, o2, o1, "vector D")
+		s.DSScalar(o1, p, dp, 0.3, 0.125)
+		g.DSScalar(o2, p, dp, 0.3, 0.125)
+		assert.Equal(t, o2, o1, "scalar D")
+	})
+	t.Run("scale", func(t *testing.T) {
+		a1, a2 := append([]float32(nil), x...), append([]float32(nil), x...)
+		s.Scale(a1, 0.37)
+		g.Scale(a2, 0.37)
+		assert.Equal(t, a2, a1)
+	})
+	t.Run("gemm", func(t *testing.T) {
+		const m, nn, k = 48, 64, 70
+		a, bb := randSlice(rng, m*k), randSlice(rng, k*nn)
+		c1, c2 := randSlice(rng, m*nn), make([]float32, m*nn)
+		copy(c2, c1)
+		s.GEMM(m, nn, k, a, 1, m, bb, nn, c1, nn, true)
+		g.GEMM(m, nn, k, a, 1, m, bb, nn, c2, nn, true)
+		for i := range c1 {
+			assert.InDelta(t, c2[i], c1[i], 1e-4, "C[%d]", i)
+		}
+	})
+}

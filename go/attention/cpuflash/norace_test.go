@@ -1,0 +1,5 @@
+//go:build !race
+
+package cpuflash
+
+const raceEnabled = false

@@ -1,0 +1,52 @@
+package cpuflash
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/orchard-ml/orchard/go/fallback/oracletest"
+	"github.com/orchard-ml/orchard/go/tensor"
+)
+
+// TestOracle holds the executor against PyTorch's float64 autograd vectors
+// (tools/oracle): every case in float32, float16 and bfloat16, whose inputs the script
+// chose to be exact in all three, with the tolerances of the random suites. The small
+// blocks make the oracle's lengths span several of them.
+func TestOracle(t *testing.T) {
+	cases, err := oracletest.Load(oracletest.DataDir())
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(cases), oracletest.MinCases, "oracle cases found in %s", oracletest.DataDir())
+	e := New(Params{BlockQ: 48, BlockK: 48})
+	for _, c := range cases {
+		for _, dc := range []struct {
+			dt        tensor.DType
+			out, grad float64
+		}{{tensor.Float32, tolOut32, tolGrad32}, {tensor.Float16, tolF16, tolF16}, {tensor.BFloat16, tolBF16, tolBF16}} {
+			t.Run(fmt.Sprintf("%s/%v", c.Name, dc.dt), func(t *testing.T) {
+				p, dO, err := c.ProblemAs(dc.dt)
+				require.NoError(t, err)
+				s, err := e.Forward(p)
+				require.NoError(t, err)
+				g, err := e.Backward(p, s, dO)
+				require.NoError(t, err)
+				l := vals(t, s.L)
+				for i, want := range c.L {
+					if math.IsInf(want, -1) || math.IsInf(l[i], -1) {
+						require.Equal(t, want, l[i], "L[%d]: −Inf exactly where the oracle has it", i)
+					}
+				}
+				var r errs
+				r.O = oracletest.RelL2(vals(t, s.O), c.O)
+				r.L = oracletest.RelL2(l, c.L)
+				r.DQ, _ = relL2Floor(vals(t, g.DQ), c.DQ, 1e-2*gradMagnitude(t, p, dO, p.K))
+				r.DK, _ = relL2Floor(vals(t, g.DK), c.DK, 1e-2*gradMagnitude(t, p, dO, p.Q))
+				r.DV = oracletest.RelL2(vals(t, g.DV), c.DV)
+				assertWithin(t, r, dc.out, dc.grad, c.About)
+				t.Logf("%v", r)
+			})
+		}
+	}
+}

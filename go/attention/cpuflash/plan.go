@@ -1,0 +1,336 @@
+package cpuflash
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/orchard-ml/orchard/go/attention/philox"
+	"github.com/orchard-ml/orchard/go/attention/spec"
+	"github.com/orchard-ml/orchard/go/tensor"
+)
+
+// plan is one call decoded for the tile loops: sizes, input views and the options in the
+// form the loops use them.
+type plan struct {
+	e  *Executor
+	kn *kernels
+	p  *spec.Problem
+	d  spec.Dims
+	dt tensor.DType
+
+	q, k, v src
+	br, bc  int // query block, key block: multiples of blockUnit
+	dp      int // D rounded up to nr: row stride of tiles that are GEMM outputs over D
+
+	scale float32 // softmax scale
+	// Logits enter exp2 as expA·x. On the plain path (no softcap, no mask) x is the raw
+	// q·k and expA = scale·log2(e); otherwise the tile is first turned into base-2 logits
+	// t = log2(e)·(cap(scale·q·k) + bias) and expA = 1.
+	plain   bool
+	expA    float32
+	softcap float64
+	keep    []bool    // bool mask, or nil
+	bias    []float32 // additive mask, or nil
+
+	drop   bool
+	stream philox.Stream
+	dscale float32 // 1/(1 − p)
+}
+
+func newPlan(e *Executor, p *spec.Problem) (*plan, error) {
+	d := p.Dims()
+	x := &plan{e: e, kn: e.kn, p: p, d: d, dt: p.Q.DType(), dp: roundUp(d.D, nr)}
+	var err error
+	if x.q, err = newSrc("Q", p.Q, d.H, d.N, d.D); err != nil {
+		return nil, err
+	}
+	if x.k, err = newSrc("K", p.K, d.Hkv, d.M, d.D); err != nil {
+		return nil, err
+	}
+	if x.v, err = newSrc("V", p.V, d.Hkv, d.M, d.D); err != nil {
+		return nil, err
+	}
+	x.br, x.bc = e.Blocks(d.D)
+	sc := p.ScaleValue()
+	x.scale = float32(sc)
+	x.softcap = p.Softcap
+	if m := p.Mask; m != nil {
+		if m.Kind == spec.MaskBool {
+			x.keep = m.Keep
+		} else {
+			x.bias = m.Bias
+		}
+	}
+	x.plain = x.softcap == 0 && p.Mask == nil
+	x.expA = 1
+	if x.plain {
+		x.expA = float32(sc * math.Log2E)
+	}
+	if p.Dropout.P > 0 {
+		x.drop = true
+		x.stream = p.DropoutStream()
+		x.dscale = float32(philox.Scale(p.Dropout.P))
+	}
+	return x, nil
+}
+
+// src is a contiguous [B, heads, rows, D] input read as float32, whatever its dtype.
+type src struct {
+	dt    tensor.DType
+	f32   []float32
+	u16   []uint16
+	heads int
+	rows  int
+	d     int
+}
+
+func newSrc(name string, t *tensor.Tensor, heads, rows, d int) (src, error) {
+	c, _, err := t.Contiguous()
+	if err != nil {
+		return src{}, fmt.Errorf("cpuflash: reading %s: %w", name, err)
+	}
+	s := src{dt: c.DType(), heads: heads, rows: rows, d: d}
+	if s.dt == tensor.Float32 {
+		s.f32, err = c.Float32s()
+	} else {
+		s.u16, err = c.Uint16s()
+	}
+	if err != nil {
+		return src{}, fmt.Errorf("cpuflash: reading %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// off is the element offset of row r of head h of batch b.
+func (s *src) off(b, h, r int) int { return ((b*s.heads+h)*s.rows + r) * s.d }
+
+// row converts one row of D elements at element offset off into dst[:D].
+func (s *src) row(dst []float32, off int) {
+	dst = dst[:s.d]
+	switch s.dt {
+	case tensor.Float32:
+		copy(dst, s.f32[off:off+s.d])
+	case tensor.Float16:
+		for i, h := range s.u16[off : off+s.d] {
+			dst[i] = tensor.Float16ToFloat32(h)
+		}
+	default: // bfloat16
+		for i, h := range s.u16[off : off+s.d] {
+			dst[i] = tensor.BFloat16ToFloat32(h)
+		}
+	}
+}
+
+// rowsTo copies n rows from element offset off into dst with row stride ld ≥ D, as
+// float32, with columns D..ld−1 zeroed.
+func (s *src) rowsTo(dst []float32, ld, off, n int) {
+	for r := 0; r < n; r++ {
+		dr := dst[r*ld : (r+1)*ld]
+		s.row(dr, off+r*s.d)
+		clear(dr[s.d:])
+	}
+}
+
+// rowsT copies n rows from element offset off transposed: dst[c·ld + r] = row r, column
+// c, for c < D; columns r in [n, ld) are zeroed.
+func (s *src) rowsT(dst []float32, ld, off, n int, tmp []float32) {
+	tmp = tmp[:s.d]
+	for r := 0; r < n; r++ {
+		s.row(tmp, off+r*s.d)
+		for c, v := range tmp {
+			dst[c*ld+r] = v
+		}
+	}
+	for c := 0; c < s.d; c++ {
+		clear(dst[c*ld+n : (c+1)*ld])
+	}
+}
+
+// aRows returns n rows of (b, h) from row r0 as the A operand of a GEMM with rs = D,
+// readable for roundUp(n, mr) rows: a view of the input when it is float32 and the padded
+// rows stay inside it, otherwise a converted copy in buf with zero padding rows.
+func (s *src) aRows(b, h, r0, n int, buf []float32) []float32 {
+	off := s.off(b, h, r0)
+	need := roundUp(n, mr) * s.d
+	if s.dt == tensor.Float32 && off+need <= len(s.f32) {
+		return s.f32[off : off+need]
+	}
+	buf = buf[:need]
+	s.rowsTo(buf, s.d, off, n)
+	clear(buf[n*s.d:])
+	return buf
+}
+
+// bRows returns n rows of (b, h) from row r0 as the B operand of a GEMM over dp
+// columns, and its row stride: a view of a float32 input whose D is a multiple of nr,
+// otherwise a converted copy in buf with columns D..dp−1 zeroed.
+func (s *src) bRows(b, h, r0, n, dp int, buf []float32) ([]float32, int) {
+	off := s.off(b, h, r0)
+	if s.dt == tensor.Float32 && s.d == dp {
+		return s.f32[off : off+n*s.d], s.d
+	}
+	buf = buf[:n*dp]
+	s.rowsTo(buf, dp, off, n)
+	return buf, dp
+}
+
+// dst is a new contiguous [B, heads, rows, D] output in the problem's dtype.
+type dst struct {
+	t   *tensor.Tensor
+	f32 []float32
+	u16 []uint16
+}
+
+func newDst(dt tensor.DType, shape ...int) (dst, error) {
+	t, err := tensor.New(dt, shape...)
+	if err != nil {
+		return dst{}, fmt.Errorf("cpuflash: allocating output %v: %w", shape, err)
+	}
+	o := dst{t: t}
+	if dt == tensor.Float32 {
+		o.f32, err = t.Float32s()
+	} else {
+		o.u16, err = t.Uint16s()
+	}
+	if err != nil {
+		return dst{}, fmt.Errorf("cpuflash: output %v: %w", shape, err)
+	}
+	return o, nil
+}
+
+// putRows writes n rows of d elements from buf (row stride ld) at element offset off.
+func (o *dst) putRows(off, n, d int, buf []float32, ld int) {
+	dt := o.t.DType()
+	for r := 0; r < n; r++ {
+		row := buf[r*ld : r*ld+d]
+		at := off + r*d
+		switch dt {
+		case tensor.Float32:
+			copy(o.f32[at:at+d], row)
+		case tensor.Float16:
+			out := o.u16[at : at+d]
+			for i, v := range row {
+				out[i] = tensor.Float32ToFloat16(v)
+			}
+		default:
+			out := o.u16[at : at+d]
+			for i, v := range row {
+				out[i] = tensor.Float32ToBFloat16(v)
+			}
+		}
+	}
+}
+
+// keyRanges fills lo[r], hi[r] with the keys visible to rows i0+r (r < n) of batch b
+// (lengths, causal masking, window) and returns their union [kLo, kHi), empty when
+// kLo ≥ kHi.
+func (x *plan) keyRanges(b, i0, n int, lo, hi []int) (kLo, kHi int) {
+	kLo, kHi = math.MaxInt, 0
+	for r := 0; r < n; r++ {
+		l, h := x.p.KeyRange(b, i0+r)
+		lo[r], hi[r] = l, h
+		if l < h {
+			kLo, kHi = min(kLo, l), max(kHi, h)
+		}
+	}
+	if kLo >= kHi {
+		return 0, 0
+	}
+	return kLo, kHi
+}
+
+// full reports whether every row r < n sees every key of [j0, j1).
+func full(lo, hi []int, n, j0, j1 int) bool {
+	for r := 0; r < n; r++ {
+		if lo[r] > j0 || hi[r] < j1 {
+			return false
+		}
+	}
+	return true
+}
+
+// tile addresses element (r, c) — query row i0+r, key column j0+c — of a logit tile at
+// x[r·sr + c·sc]. The forward and dQ passes keep tiles transposed (sr = 1), the dK/dV pass
+// row-major (sc = 1).
+type tile struct {
+	x      []float32
+	sr, sc int
+}
+
+func (t tile) at(r, c int) int { return r*t.sr + c*t.sc }
+
+// negInf is −Inf as a float32.
+func negInf() float32 { return float32(math.Inf(-1)) }
+
+// mask sets the elements of rows r < rows, columns c < cols outside [lo[r], hi[r]) to
+// −Inf (the plain path's only masking).
+func mask(t tile, rows, j0, cols int, lo, hi []int) {
+	for r := 0; r < rows; r++ {
+		a := min(max(lo[r]-j0, 0), cols)
+		z := min(max(hi[r]-j0, a), cols)
+		for c := 0; c < a; c++ {
+			t.x[t.at(r, c)] = negInf()
+		}
+		for c := z; c < cols; c++ {
+			t.x[t.at(r, c)] = negInf()
+		}
+	}
+}
+
+// logits turns raw q·k values of rows r < rows, columns c < cols into base-2 logits in
+// the order of the contract — scale, softcap, bias, visibility — for the non-plain path.
+// With a softcap it keeps tanh(scale·q·k / cap) in u (same layout) for the backward.
+func (x *plan) logits(t tile, u []float32, b, h, i0, rows, j0, cols int, lo, hi []int) {
+	m := x.p.Mask
+	sc := float64(x.scale)
+	for r := 0; r < rows; r++ {
+		i := i0 + r
+		var keep []bool
+		var bias []float32
+		if m != nil {
+			at := m.Index(b, h, i, 0)
+			if x.keep != nil {
+				keep = x.keep[at : at+x.d.M]
+			} else {
+				bias = x.bias[at : at+x.d.M]
+			}
+		}
+		for c := 0; c < cols; c++ {
+			j, e := j0+c, t.at(r, c)
+			if j < lo[r] || j >= hi[r] || (keep != nil && !keep[j]) {
+				t.x[e] = negInf()
+				continue
+			}
+			s := sc * float64(t.x[e]) // s = scale · q·k
+			if x.softcap > 0 {
+				th := math.Tanh(s / x.softcap)
+				u[e] = float32(th)
+				s = x.softcap * th // s = c · tanh(s / c)
+			}
+			if bias != nil {
+				s += float64(bias[j]) // s = s + bias
+			}
+			t.x[e] = float32(s * math.Log2E)
+		}
+	}
+}
+
+// dropout fills z (layout of t) for rows r < rows, columns c < cols with `kept` where
+// package philox keeps the element of (b, h, i0+r, j0+c), and 0 where it drops it.
+func (x *plan) dropout(z tile, b, h, i0, rows, j0, cols int, kept float32) {
+	for r := 0; r < rows; r++ {
+		row := philox.Row(b, h, i0+r, x.d.H, x.d.N)
+		var w [4]uint32
+		for c := 0; c < cols; c++ {
+			j := j0 + c
+			if c == 0 || j&3 == 0 {
+				w = x.stream.Words(row, j)
+			}
+			v := float32(0)
+			if w[j&3] >= x.stream.Threshold {
+				v = kept
+			}
+			z.x[z.at(r, c)] = v
+		}
+	}
+}

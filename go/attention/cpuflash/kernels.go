@@ -137,3 +137,11 @@ func (kn *kernels) Scale(x []float32, a float32) {
 		kn.scale(x, a)
 	}
 }
+
+// b2i passes a bool to assembly as an int.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -48,10 +48,3 @@ func simdKernels() *kernels {
 		scale:     func(x []float32, a float32) { scaleAVX2(&x[0], len(x), a) },
 	}
 }
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}

@@ -1,6 +1,6 @@
 module github.com/orchard-ml/orchard
 
-go 1.26
+go 1.26.0
 
 require (
 	codeberg.org/sbinet/npyio v0.14.0

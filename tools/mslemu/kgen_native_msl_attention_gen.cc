@@ -10,7 +10,7 @@ namespace mslemu_src_native_msl_attention {
 
 #include "../../native/msl/attention.metal"
 
-// native/msl/attention.metal:694
+// native/msl/attention.metal:707
 extern "C" void mslemu_k_attention_bwd_delta_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_delta < bfloat >(
@@ -23,7 +23,7 @@ extern "C" void mslemu_k_attention_bwd_delta_bf16(const mslemu_thread* t, void* 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:695
+// native/msl/attention.metal:708
 extern "C" void mslemu_k_attention_bwd_delta_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_delta < half >(
@@ -36,7 +36,7 @@ extern "C" void mslemu_k_attention_bwd_delta_f16(const mslemu_thread* t, void* c
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:696
+// native/msl/attention.metal:709
 extern "C" void mslemu_k_attention_bwd_delta_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_delta < float >(
@@ -49,7 +49,7 @@ extern "C" void mslemu_k_attention_bwd_delta_f32(const mslemu_thread* t, void* c
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:697
+// native/msl/attention.metal:710
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 16 , 128 >(
@@ -71,7 +71,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_f16(const mslemu_thre
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:698
+// native/msl/attention.metal:711
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 32 , 16 , 64 >(
@@ -93,7 +93,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:699
+// native/msl/attention.metal:712
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 32 , 32 , 32 >(
@@ -115,7 +115,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:700
+// native/msl/attention.metal:713
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 32 , 32 , 64 >(
@@ -137,7 +137,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_bf16(const mslemu_thre
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:701
+// native/msl/attention.metal:714
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 32 , 64 >(
@@ -159,7 +159,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f16(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:702
+// native/msl/attention.metal:715
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 128 >(
@@ -181,7 +181,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d128_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:703
+// native/msl/attention.metal:716
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 192 >(
@@ -203,7 +203,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d192_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:704
+// native/msl/attention.metal:717
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d256_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 256 >(
@@ -225,7 +225,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d256_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:705
+// native/msl/attention.metal:718
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 8 , 16 , 32 >(
@@ -247,7 +247,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_bf16(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:706
+// native/msl/attention.metal:719
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 8 , 16 , 32 >(
@@ -269,7 +269,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f16(const mslemu_thread
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:707
+// native/msl/attention.metal:720
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 32 >(
@@ -291,7 +291,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f32(const mslemu_thread
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:708
+// native/msl/attention.metal:721
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 64 >(
@@ -313,7 +313,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d64_f32(const mslemu_thread
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:709
+// native/msl/attention.metal:722
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 8 , 16 , 80 >(
@@ -335,7 +335,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d80_f16(const mslemu_thread
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:710
+// native/msl/attention.metal:723
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 8 , 16 , 96 >(
@@ -357,7 +357,7 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d96_bf16(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:711
+// native/msl/attention.metal:724
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d128_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 16 , 32 , 128 >(
@@ -378,7 +378,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d128_f16(const mslemu_thread
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:712
+// native/msl/attention.metal:725
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 32 , 64 >(
@@ -399,7 +399,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d64_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:713
+// native/msl/attention.metal:726
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 128 >(
@@ -420,7 +420,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d128_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:714
+// native/msl/attention.metal:727
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 192 >(
@@ -441,7 +441,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d192_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:715
+// native/msl/attention.metal:728
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 256 >(
@@ -462,7 +462,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d256_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:716
+// native/msl/attention.metal:729
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < bfloat , 16 , 8 , 32 >(
@@ -483,7 +483,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_bf16(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:717
+// native/msl/attention.metal:730
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 16 , 8 , 32 >(
@@ -504,7 +504,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f16(const mslemu_thread* 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:718
+// native/msl/attention.metal:731
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 32 >(
@@ -525,7 +525,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f32(const mslemu_thread* 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:719
+// native/msl/attention.metal:732
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 64 >(
@@ -546,7 +546,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d64_f32(const mslemu_thread* 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:720
+// native/msl/attention.metal:733
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 16 , 8 , 80 >(
@@ -567,7 +567,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d80_f16(const mslemu_thread* 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:721
+// native/msl/attention.metal:734
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < bfloat , 16 , 8 , 96 >(
@@ -588,7 +588,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d96_bf16(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:722
+// native/msl/attention.metal:735
 extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 32 , 32 , 32 >(
@@ -609,7 +609,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d32_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:723
+// native/msl/attention.metal:736
 extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < bfloat , 32 , 32 , 64 >(
@@ -630,7 +630,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16(const mslemu_thread
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:724
+// native/msl/attention.metal:737
 extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 32 , 32 , 64 >(
@@ -651,7 +651,7 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:725
+// native/msl/attention.metal:738
 extern "C" void mslemu_k_attention_fwd_bq16_bk32_d128_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 16 , 32 , 128 >(
@@ -670,7 +670,7 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk32_d128_f16(const mslemu_thread* t
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:726
+// native/msl/attention.metal:739
 extern "C" void mslemu_k_attention_fwd_bq16_bk32_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 32 , 64 >(
@@ -689,7 +689,7 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk32_d64_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:727
+// native/msl/attention.metal:740
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 128 >(
@@ -708,7 +708,7 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d128_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:728
+// native/msl/attention.metal:741
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 192 >(
@@ -727,7 +727,7 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d192_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:729
+// native/msl/attention.metal:742
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 256 >(
@@ -746,7 +746,7 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d256_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:730
+// native/msl/attention.metal:743
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < bfloat , 16 , 8 , 32 >(
@@ -765,7 +765,7 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_bf16(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:731
+// native/msl/attention.metal:744
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 16 , 8 , 32 >(
@@ -784,7 +784,7 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f16(const mslemu_thread* t, 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:732
+// native/msl/attention.metal:745
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 32 >(
@@ -803,7 +803,7 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f32(const mslemu_thread* t, 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:733
+// native/msl/attention.metal:746
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 64 >(
@@ -822,7 +822,7 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d64_f32(const mslemu_thread* t, 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:734
+// native/msl/attention.metal:747
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 16 , 8 , 80 >(
@@ -841,7 +841,7 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d80_f16(const mslemu_thread* t, 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:735
+// native/msl/attention.metal:748
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < bfloat , 16 , 8 , 96 >(
@@ -860,7 +860,7 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d96_bf16(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:736
+// native/msl/attention.metal:749
 extern "C" void mslemu_k_attention_fwd_bq32_bk64_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 32 , 64 , 32 >(
@@ -879,7 +879,7 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk64_d32_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:737
+// native/msl/attention.metal:750
 extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < bfloat , 32 , 64 , 64 >(
@@ -898,7 +898,7 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_bf16(const mslemu_thread* t
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 
-// native/msl/attention.metal:738
+// native/msl/attention.metal:751
 extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 32 , 64 , 64 >(

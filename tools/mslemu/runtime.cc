@@ -229,8 +229,9 @@ struct Runtime {
   int fail_tid = -1;
 };
 
-Runtime g_rt;
-std::mutex g_launch_mu;
+// Never destroyed (their destructors would race with a launch at process exit).
+Runtime& g_rt = *new Runtime;
+std::mutex& g_launch_mu = *new std::mutex;
 
 #if defined(__linux__)
 // The kernels' threadgroup variables (see the shim's `threadgroup`); the linker defines
@@ -312,8 +313,10 @@ void restore_handlers() {
 
 // The watchdog: one thread, started on the first launch, that sends SIGALRM to the launch
 // thread when a launch outlives its deadline.
-std::mutex g_wd_mu;
-std::condition_variable g_wd_cv;
+// Never destroyed: at process exit the watchdog still waits on them, and destroying a
+// condition variable with a waiter blocks forever.
+std::mutex& g_wd_mu = *new std::mutex;
+std::condition_variable& g_wd_cv = *new std::condition_variable;
 uint64_t g_wd_launch = 0;  // id of the running launch, 0 when none
 std::chrono::steady_clock::time_point g_wd_deadline;
 
@@ -563,7 +566,7 @@ NOTSAN std::string describe(const Fiber* f) {
     case DONE:
       return "returned";
     case FAILING:
-      return "failed in " + site_str(f->site);
+      return f->site.file ? "failed in " + site_str(f->site) : "returned (the error above)";
   }
   return "?";
 }
@@ -596,13 +599,13 @@ NOTSAN std::string report(const char* what) {
          dump_threads();
 }
 
-// One inaccessible page, for unbound buffer slots.
-void* unbound_page() {
-  static void* page = [] {
-    void* p = mmap(nullptr, size_t(sysconf(_SC_PAGESIZE)), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? nullptr : p;
+// One inaccessible page per buffer slot, bound to the slots a launch leaves unbound.
+char* unbound_pages() {
+  static char* pages = [] {
+    void* p = mmap(nullptr, 64 * size_t(sysconf(_SC_PAGESIZE)), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : static_cast<char*>(p);
   }();
-  return page;
+  return pages;
 }
 
 size_t stack_bytes() {
@@ -655,11 +658,8 @@ NOTSAN std::string signal_what() {
   for (int i = 0; i < 64; i++) {
     uintptr_t b = uintptr_t(r.bufs[i]);
     if (!r.buf_bound[i]) {
-      if (a >= b && a < b + uintptr_t(page) && (r.fn != nullptr)) {
-        if (b == uintptr_t(unbound_page())) {
-          // Every unbound slot shares the page; name them all.
-          return errorf("thread %d: access through an unbound buffer slot (address %p)", tid, (void*)a);
-        }
+      if (a >= b && a < b + uintptr_t(page)) {
+        return errorf("thread %d: access to buffer %d, which the launch leaves unbound", tid, i);
       }
       continue;
     }
@@ -790,7 +790,7 @@ extern "C" int mslemu_launch(int k, const uint32_t groups[3], const uint32_t tpt
   // An unbound slot points at an inaccessible page: a kernel may declare a buffer it does
   // not read (as on Metal), and an access is reported as a fault.
   for (int i = 0; i < 64; i++) {
-    r.bufs[i] = unbound_page();
+    r.bufs[i] = unbound_pages() + size_t(i) * size_t(sysconf(_SC_PAGESIZE));
     r.buf_size[i] = 0;
     r.buf_bound[i] = false;
     if (i < nbuffers && buffers[i].data != nullptr) {

@@ -728,7 +728,7 @@ func Lint(name string, src []byte) []string {
 				out = append(out, fmt.Sprintf("%s: threadgroup pointer or reference: declare threadgroup arrays inside the kernel with constexpr sizes and index them with offsets", t.pos()))
 				break
 			}
-			if s == "[" || s == ";" || s == "=" || s == "(" || s == ")" || s == "," || s == "{" || s == "}" {
+			if s == "[" || s == ";" || s == "=" || s == ")" || s == "," || s == "{" || s == "}" {
 				break
 			}
 		}

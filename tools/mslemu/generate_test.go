@@ -1,0 +1,24 @@
+package mslemu_test
+
+import (
+	"os/exec"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orchard-ml/orchard/tools/mslemu/internal/kgen"
+)
+
+// The committed adapters must be what the generator writes from the current sources:
+// after changing a kernel or a .metal file, run `go generate ./tools/mslemu`.
+func TestGeneratedFilesAreUpToDate(t *testing.T) {
+	if _, err := exec.LookPath("g++"); err != nil {
+		t.Skip("the generator needs g++ as the preprocessor")
+	}
+	files, err := kgen.Generate(kgen.Options{Root: "../.."})
+	require.NoError(t, err)
+	stale, err := kgen.Diff("../..", files)
+	require.NoError(t, err)
+	assert.Empty(t, stale, "stale generated files: run go generate ./tools/mslemu")
+}

@@ -1,0 +1,70 @@
+package kgen
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestLint(t *testing.T) {
+	src := `
+threadgroup float tile[64];                  // fine
+threadgroup float* p = tile + 1;             // 3: pointer variable
+void f(const threadgroup float* src) {}      // 4: pointer parameter
+void g(threadgroup float (&t)[4]) {}         // 5: reference parameter
+float x = 0.5;                               // 6: double literal
+float y = 0.5f + 1e-3f + .25f + 0x1p3f + 2;  // fine
+half z = 1.0h;                               // 8: half suffix
+float w = v.x; threadgroup_barrier(mem_flags::mem_threadgroup);  // fine
+/* threadgroup float* in a comment */ // 0.5 in a comment
+float e = 1e5;                               // 11: double literal
+`
+	got := Lint("k.metal", []byte(src))
+	var lines []string
+	for _, g := range got {
+		lines = append(lines, strings.SplitN(g, ": ", 2)[0])
+	}
+	assert.Equal(t, []string{"k.metal:3", "k.metal:4", "k.metal:5", "k.metal:6", "k.metal:8", "k.metal:11"}, lines, "%s", strings.Join(got, "\n"))
+}
+
+func TestParse(t *testing.T) {
+	// Preprocessor output: a macro-expanded instantiation on one line, a template
+	// definition (not a kernel), a plain kernel and a helper instantiation.
+	text := `# 1 "k.metal"
+template <typename T, int B> [[kernel]] void k(device const T* a [[buffer(0)]], uint3 g [[threadgroup_position_in_grid]]) { x[[0]]; }
+template [[host_name("k_f32_" "b8")]] [[kernel]] void k<float, 8>(device const float* a [[buffer(0)]], uint3 g [[threadgroup_position_in_grid]]);
+# 7 "k.metal"
+kernel void plain(device float* out [[buffer(2)]], constant P& p [[buffer(1)]], uint lane [[thread_index_in_simdgroup]]) {}
+template void helper<float>(float);
+`
+	ks, err := Parse("k.metal", text)
+	require.NoError(t, err)
+	require.Len(t, ks, 2)
+	assert.Equal(t, "k_f32_b8", ks[0].HostName)
+	assert.Equal(t, "k < float , 8 >", ks[0].Call)
+	assert.Equal(t, "k.metal:2", ks[0].Line)
+	assert.Equal(t, []Param{
+		{Type: "device const float *", Name: "a", Buffer: 0},
+		{Type: "uint3", Name: "g", Buffer: -1, Position: "threadgroup_position_in_grid"},
+	}, ks[0].Params)
+	assert.Equal(t, "plain", ks[1].HostName)
+	assert.Equal(t, "k.metal:7", ks[1].Line)
+	assert.True(t, ks[1].Params[0].Writable())
+	assert.False(t, ks[1].Params[1].Writable())
+	assert.Equal(t, "thread_index_in_simdgroup", ks[1].Params[2].Position)
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{`template [[kernel]] void k<float>(device float* a [[buffer(0)]]);`, "without [[host_name"},
+		{`kernel void k(device float* a) {}`, "has no [[buffer(i)]] or position attribute"},
+		{`kernel void k(device float* a [[buffer(0)]], device float* b [[buffer(0)]]) {}`, "both use buffer 0"},
+		{`kernel void k(texture2d<float> t [[texture(0)]]) {}`, "not supported"},
+		{`kernel void k(device float* a [[buffer(N)]]) {}`, "not an integer"},
+	} {
+		_, err := Parse("k.metal", tc.text)
+		assert.ErrorContains(t, err, tc.want, tc.text)
+	}
+}

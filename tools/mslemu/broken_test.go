@@ -59,12 +59,16 @@ func TestBrokenKernelsAreReported(t *testing.T) {
 	for _, tc := range []struct {
 		kernel string
 		want   []string // substrings of the message; MARKER:x means the site of that line
+		racy   bool     // also a data race, which ThreadSanitizer stops the process for
 	}{
-		{"test_broken_barrier_in_branch", []string{"threadgroup_barrier at MARKER:BROKEN_BARRIER_LINE"}},
-		{"test_broken_two_barriers", []string{"different barriers", "MARKER:EVEN_BARRIER_LINE", "MARKER:ODD_BARRIER_LINE"}},
-		{"test_broken_divergent_simd", []string{"simd_sum at MARKER:DIVERGENT_SIMD_LINE"}},
-		{"test_broken_early_return", []string{"returned", "threadgroup_barrier at MARKER:EARLY_RETURN_BARRIER_LINE"}},
+		{"test_broken_barrier_in_branch", []string{"threadgroup_barrier at MARKER:BROKEN_BARRIER_LINE"}, true},
+		{"test_broken_two_barriers", []string{"different barriers", "MARKER:EVEN_BARRIER_LINE", "MARKER:ODD_BARRIER_LINE"}, false},
+		{"test_broken_divergent_simd", []string{"simd_sum at MARKER:DIVERGENT_SIMD_LINE"}, false},
+		{"test_broken_early_return", []string{"returned", "threadgroup_barrier at MARKER:EARLY_RETURN_BARRIER_LINE"}, false},
 	} {
+		if tc.racy && mslemu.ThreadSanitizer {
+			continue
+		}
 		for _, order := range []mslemu.Order{mslemu.Forward, mslemu.Reverse, mslemu.Shuffle} {
 			ke := launchBroken(t, tc.kernel, mslemu.Options{Order: order, Seed: 3})
 			for _, w := range tc.want {
@@ -81,8 +85,15 @@ func TestBrokenKernelsAreReported(t *testing.T) {
 	}
 }
 
+func skipRacy(t *testing.T) {
+	if mslemu.ThreadSanitizer {
+		t.Skip("a deliberate data race: ThreadSanitizer would stop the process")
+	}
+}
+
 func TestSpinDeadlockTimesOut(t *testing.T) {
 	requireEmulator(t)
+	skipRacy(t)
 	start := time.Now()
 	ke := launchBroken(t, "test_broken_spin_deadlock", mslemu.Options{Timeout: 300 * time.Millisecond})
 	assert.Contains(t, ke.Msg, "timed out: thread 0 was still running")
@@ -93,6 +104,9 @@ func TestSpinDeadlockTimesOut(t *testing.T) {
 
 func TestOutOfBoundsAccessIsReported(t *testing.T) {
 	requireEmulator(t)
+	if mslemu.ThreadSanitizer {
+		t.Skip("ThreadSanitizer intercepts the fault signals this relies on")
+	}
 	ke := launchBroken(t, "test_broken_out_of_bounds", mslemu.Options{})
 	assert.Contains(t, ke.Msg, "past the end of buffer 0 (512 bytes)")
 
@@ -105,6 +119,7 @@ func TestOutOfBoundsAccessIsReported(t *testing.T) {
 // every order, and in the reverse order reads a value no thread has written.
 func TestMissingBarrierIsVisible(t *testing.T) {
 	requireEmulator(t)
+	skipRacy(t)
 	for _, order := range []mslemu.Order{mslemu.Forward, mslemu.Reverse, mslemu.Shuffle} {
 		out := make([]byte, 4*128)
 		require.NoError(t, mslemu.LaunchWith("test_racy_missing_barrier", [3]int{1, 1, 1}, [3]int{128, 1, 1},

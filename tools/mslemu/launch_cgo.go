@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && linux
 
 package mslemu
 
@@ -139,8 +139,9 @@ func LaunchWith(kernel string, groups, threadsPerGroup [3]int, buffers []Buffer,
 
 	// Copy each buffer into C memory that ends at an inaccessible page, so that the
 	// kernel never holds a Go pointer and an access past a buffer's end is caught.
-	cbufs := (*[64]C.mslemu_buffer)(C.calloc(64, C.size_t(unsafe.Sizeof(C.mslemu_buffer{}))))
-	defer C.free(unsafe.Pointer(cbufs))
+	// (An array of C pointers in Go memory: no Go pointer reaches C, and nothing is
+	// malloc'ed here and freed on another thread.)
+	var cbufs [64]C.mslemu_buffer
 	defer func() {
 		for i := range buffers {
 			C.mslemu_buffer_free(cbufs[i].data, cbufs[i].size)
@@ -159,7 +160,7 @@ func LaunchWith(kernel string, groups, threadsPerGroup [3]int, buffers []Buffer,
 		copy(unsafe.Slice((*byte)(p), len(b.Data)), b.Data)
 	}
 
-	var cerr *C.char
+	var cerr *C.char // owned by the runtime; valid until the next launch (launchMu is held)
 	rc := C.mslemu_launch(C.int(k), &g[0], &t[0], &cbufs[0], C.int(len(buffers)), &opts, &cerr)
 
 	writes := uint64(C.mslemu_kernel_at(C.int(k)).writes)
@@ -170,7 +171,6 @@ func LaunchWith(kernel string, groups, threadsPerGroup [3]int, buffers []Buffer,
 	}
 	if rc != 0 {
 		msg := C.GoString(cerr)
-		C.free(unsafe.Pointer(cerr))
 		return &KernelError{Kernel: kernel, Msg: msg}
 	}
 	return nil

@@ -1,13 +1,13 @@
-//go:build !cgo
+//go:build !cgo || !linux
 
 package mslemu
 
-// LaunchWith returns ErrUnavailable: the emulator needs cgo.
+// LaunchWith returns ErrUnavailable: the emulator needs cgo on Linux.
 func LaunchWith(kernel string, groups, threadsPerGroup [3]int, buffers []Buffer, o Options) error {
 	return ErrUnavailable
 }
 
-// Kernels returns nil: without cgo no kernel is compiled.
+// Kernels returns nil: no kernel is compiled here.
 func Kernels() []string { return nil }
 
 // Available reports whether kernels can be launched.

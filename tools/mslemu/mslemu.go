@@ -9,9 +9,10 @@ import (
 
 //go:generate go run ./cmd/mslemu-gen
 
-// ErrUnavailable is returned by Launch when the package was built without cgo: the
-// emulator needs a C++17 compiler (g++ 12 or later) through cgo.
-var ErrUnavailable = errors.New("mslemu: unavailable: built without cgo")
+// ErrUnavailable is returned by Launch when the package was built without cgo or for
+// another system than Linux: the emulator needs g++ 12 or later through cgo (clang rejects
+// MSL's explicit-instantiation syntax, and a Mac has the real GPU).
+var ErrUnavailable = errors.New("mslemu: unavailable: needs cgo on linux")
 
 // ErrStale is returned by Launch when the compiled adapters were generated from other
 // sources than the embedded .metal files: run `go generate ./tools/mslemu`.

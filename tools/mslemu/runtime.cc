@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build cgo && linux
 
 // The emulation runtime: runs the threads of a threadgroup as fibers (user-level
 // contexts on one OS thread), threadgroups one after another, and implements
@@ -102,7 +102,7 @@ struct Context {
   void* sp = nullptr;
 };
 
-void ctx_make(Context& c, char* stack, size_t size, void (*entry)()) {
+NOTSAN void ctx_make(Context& c, char* stack, size_t size, void (*entry)()) {
   uintptr_t top = (uintptr_t(stack) + size) & ~uintptr_t(15);
   uint64_t* p = reinterpret_cast<uint64_t*>(top);
   *--p = 0;                                // entry's return address: entry never returns
@@ -116,7 +116,7 @@ void ctx_make(Context& c, char* stack, size_t size, void (*entry)()) {
   c.sp = p;
 }
 
-inline void ctx_switch(Context& from, Context& to) { mslemu_ctx_switch(&from.sp, to.sp); }
+NOTSAN void ctx_switch(Context& from, Context& to) { mslemu_ctx_switch(&from.sp, to.sp); }
 #else
 struct Context {
   ucontext_t uc;
@@ -145,14 +145,14 @@ struct Site {
   int line = 0;
 };
 
-bool same_site(const Site& a, const Site& b) {
+NOTSAN bool same_site(const Site& a, const Site& b) {
   if (a.line != b.line) return false;
   if (a.op != b.op && strcmp(a.op, b.op) != 0) return false;
   return a.file == b.file || strcmp(a.file, b.file) == 0;
 }
 
 // A path as the kernels' __builtin_FILE gives it, without leading ../ and ./ parts.
-const char* short_path(const char* f) {
+NOTSAN const char* short_path(const char* f) {
   if (!f) return "?";
   for (;;) {
     if (strncmp(f, "../", 3) == 0) {
@@ -165,7 +165,7 @@ const char* short_path(const char* f) {
   }
 }
 
-std::string site_str(const Site& s) {
+NOTSAN std::string site_str(const Site& s) {
   char buf[512];
   snprintf(buf, sizeof buf, "%s at %s:%d", s.op ? s.op : "?", short_path(s.file), s.line);
   return buf;
@@ -202,7 +202,8 @@ struct Runtime {
   Context sched;
 #if MSLEMU_TSAN
   void* sched_tsan = nullptr;
-  char tg_sync;  // address for barrier happens-before edges
+  char tg_sync;     // address for barrier happens-before edges
+  char sched_sync;  // threads -> the scheduler's poisoning of threadgroup memory
 #endif
 
   // The launch.
@@ -224,6 +225,7 @@ struct Runtime {
   int done = 0;
 
   bool failed = false;
+  std::string error;     // the last launch's error, returned to Go
   std::string fail_msg;  // built by the scheduler from the fields below
   char fail_what[1024];
   int fail_tid = -1;
@@ -231,6 +233,9 @@ struct Runtime {
 
 // Never destroyed (their destructors would race with a launch at process exit).
 Runtime& g_rt = *new Runtime;
+// Buffers are allocated, filled and freed by Go on any thread; edges through this order
+// that with the launch for ThreadSanitizer.
+char g_buf_sync;
 std::mutex& g_launch_mu = *new std::mutex;
 
 #if defined(__linux__)
@@ -240,6 +245,9 @@ extern "C" char __start_mslemu_tg[] __attribute__((weak));
 extern "C" char __stop_mslemu_tg[] __attribute__((weak));
 
 NOTSAN void poison_threadgroup_memory() {
+#if MSLEMU_TSAN
+  __tsan_acquire(&g_rt.sched_sync);  // after every access of the threads that ran before
+#endif
   if (__start_mslemu_tg && __stop_mslemu_tg) memset(__start_mslemu_tg, 0xff, size_t(__stop_mslemu_tg - __start_mslemu_tg));
 #if MSLEMU_TSAN
   __tsan_release(&g_rt.tg_sync);
@@ -372,6 +380,7 @@ NOTSAN bool pop_ready(int* tid) {
 
 NOTSAN void switch_to_scheduler(Fiber* f) {
 #if MSLEMU_TSAN
+  __tsan_release(&g_rt.sched_sync);
   __tsan_switch_to_fiber(g_rt.sched_tsan, __tsan_switch_to_fiber_no_sync);
 #endif
   ctx_switch(f->ctx, g_rt.sched);
@@ -389,11 +398,14 @@ NOTSAN __attribute__((noreturn, format(printf, 2, 3))) void fail_fiber(Fiber* f,
   r.failed = true;
   r.fail_tid = int(f->info.thread_index_in_threadgroup);
   f->state = FAILING;
+#if MSLEMU_TSAN
+  __tsan_release(&r.fail_what);
+#endif
   switch_to_scheduler(f);
   abort();  // never resumed
 }
 
-void fiber_main();
+NOTSAN void fiber_main();
 
 NOTSAN void fiber_done(Fiber* f) {
   Runtime& r = g_rt;
@@ -416,7 +428,7 @@ NOTSAN void fiber_done(Fiber* f) {
 
 NOTSAN void run_kernel(Fiber* f) { g_rt.fn(&f->info, g_rt.bufs); }
 
-void fiber_main() {
+NOTSAN void fiber_main() {
   Fiber* f = g_rt.cur;
 #if MSLEMU_TSAN
   __tsan_acquire(&g_rt.tg_sync);
@@ -432,7 +444,11 @@ NOTSAN void release_sg_lanes(SimdGroup& sg) {
     int tid = sg.first + i;
     if (r.fibers[tid]->state == WAIT_SG) lanes[k++] = tid;
   }
-  std::sort(lanes, lanes + k, [&](int a, int b) { return r.rank[a] < r.rank[b]; });
+  for (int i = 1; i < k; i++) {  // insertion sort by rank (no lambda: it would be instrumented)
+    int v = lanes[i], j = i;
+    for (; j > 0 && r.rank[lanes[j - 1]] > r.rank[v]; j--) lanes[j] = lanes[j - 1];
+    lanes[j] = v;
+  }
   for (int i = 0; i < k; i++) push_ready(lanes[i]);
 }
 
@@ -617,7 +633,7 @@ size_t stack_bytes() {
   return kib * 1024;
 }
 
-bool grow_pool(int n, std::string* err) {
+NOTSAN bool grow_pool(int n, std::string* err) {
   Runtime& r = g_rt;
   if (r.stack_size == 0) r.stack_size = stack_bytes();
   long page = sysconf(_SC_PAGESIZE);
@@ -758,6 +774,9 @@ NOTSAN bool run_group(const uint32_t tg[3], const uint32_t groups[3], const uint
     ctx_switch(r.sched, f->ctx);
     r.cur = nullptr;
     if (r.failed) {
+#if MSLEMU_TSAN
+      __tsan_acquire(&r.fail_what);
+#endif
       r.fail_msg = report(r.fail_what);
       return false;
     }
@@ -766,15 +785,17 @@ NOTSAN bool run_group(const uint32_t tg[3], const uint32_t groups[3], const uint
 
 }  // namespace
 
-extern "C" int mslemu_launch(int k, const uint32_t groups[3], const uint32_t tptg[3],
+extern "C" NOTSAN int mslemu_launch(int k, const uint32_t groups[3], const uint32_t tptg[3],
                              const mslemu_buffer* buffers, int nbuffers, const mslemu_options* opts,
-                             char** err) {
+                             const char** err) {
   std::lock_guard<std::mutex> lock(g_launch_mu);
   Runtime& r = g_rt;
   std::string msg;
   *err = nullptr;
+  // The message stays in g_rt.error until the next launch: no allocation crosses threads.
   auto fail = [&](const std::string& m) {
-    *err = strdup(m.c_str());
+    r.error = m;
+    *err = r.error.c_str();
     return -1;
   };
   if (k < 0 || k >= mslemu_nkernels) return fail(errorf("no kernel %d", k));
@@ -806,6 +827,7 @@ extern "C" int mslemu_launch(int k, const uint32_t groups[3], const uint32_t tpt
   r.kernel = kern.name;
 #if MSLEMU_TSAN
   r.sched_tsan = __tsan_get_current_fiber();
+  __tsan_acquire(&g_buf_sync);
 #endif
 
   std::mt19937_64 rng(opts ? opts->seed : 0);
@@ -846,11 +868,15 @@ extern "C" int mslemu_launch(int k, const uint32_t groups[3], const uint32_t tpt
   }
   g_launch_active = 0;
   restore_handlers();
+#if MSLEMU_TSAN
+  __tsan_acquire(&r.sched_sync);
+  __tsan_release(&g_buf_sync);
+#endif
   r.fn = nullptr;
   return ok ? 0 : fail(r.fail_msg);
 }
 
-extern "C" void* mslemu_buffer_alloc(size_t size) {
+extern "C" NOTSAN void* mslemu_buffer_alloc(size_t size) {
   long page = sysconf(_SC_PAGESIZE);
   size_t data = (size + 15) & ~size_t(15);
   size_t span = (data + size_t(page) - 1) / size_t(page) * size_t(page);
@@ -859,11 +885,17 @@ extern "C" void* mslemu_buffer_alloc(size_t size) {
   if (mem == MAP_FAILED) return nullptr;
   char* base = static_cast<char*>(mem);
   mprotect(base + span, size_t(page), PROT_NONE);  // guard page after the end
+#if MSLEMU_TSAN
+  __tsan_release(&g_buf_sync);
+#endif
   return base + span - data;
 }
 
-extern "C" void mslemu_buffer_free(void* p, size_t size) {
+extern "C" NOTSAN void mslemu_buffer_free(void* p, size_t size) {
   if (!p) return;
+#if MSLEMU_TSAN
+  __tsan_acquire(&g_buf_sync);
+#endif
   long page = sysconf(_SC_PAGESIZE);
   size_t data = (size + 15) & ~size_t(15);
   size_t span = (data + size_t(page) - 1) / size_t(page) * size_t(page);

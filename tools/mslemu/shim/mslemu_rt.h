@@ -94,11 +94,11 @@ void *mslemu_buffer_alloc(size_t size);
 void mslemu_buffer_free(void *data, size_t size);
 
 /* Runs kernel k (an index into mslemu_kernels) over groups[0]*groups[1]*groups[2]
- * threadgroups of tptg[0]*tptg[1]*tptg[2] threads. Returns 0, or -1 and a malloc'ed
- * message in *err. Dispatches are serialised process-wide. */
+ * threadgroups of tptg[0]*tptg[1]*tptg[2] threads. Returns 0, or -1 and a message in *err
+ * that stays valid until the next launch. Dispatches are serialised process-wide. */
 int mslemu_launch(int k, const uint32_t groups[3], const uint32_t tptg[3],
                   const mslemu_buffer *buffers, int nbuffers, const mslemu_options *opts,
-                  char **err);
+                  const char **err);
 
 #ifdef __cplusplus
 }

@@ -14,15 +14,18 @@ type bwd struct {
 	l2    []float32 // (B, H, N) L_i·log2(e); +Inf for a row with no visible key
 }
 
-// backward computes dQ, dK and dV in three passes over the worker pool, none with a
-// shared accumulator:
+// backward computes dQ, dK and dV over the worker pool without a shared accumulator:
 //
-//	pre:  D_i = dO_i·O_i, L2_i = log2(e)·L_i                    per (b, h)
+//	pre:   D_i = dO_i·O_i, L2_i = log2(e)·L_i                   per (b, h)
 //	dK/dV: one task per (b, kv head, key block), over the group's heads and query blocks
-//	dQ:   one task per (b, h, query block), over key blocks
+//	dQ:    one task per (b, h, query block), over key blocks
 //
 // Both gradient passes recompute P = 2^(logit − L2) and dS = P ∘ (dP' − D) from the saved
-// L; each output element is summed by one task in a fixed order.
+// L: 7 tile products where the FLOP count assumes 5. When there are enough (b, kv head)
+// pairs to keep every worker busy, fusedBlock instead runs dK/dV and dQ in one task per
+// pair, dQ summed in a per-worker buffer: 5 products. Both ways visit the same tiles and
+// sum every output element in the same order with the same operations, so they give the
+// same bits, and the choice may depend on the number of workers.
 func (x *plan) backward(so *tensor.Tensor, lse []float32, dO *tensor.Tensor) (*spec.Grads, error) {
 	d := x.d
 	st := &bwd{}
@@ -59,13 +62,24 @@ func (x *plan) backward(so *tensor.Tensor, lse []float32, dO *tensor.Tensor) (*s
 	if err != nil {
 		return nil, err
 	}
-	err = run(x.e, x.keyTasks(), func() *kvScratch { return x.newKVScratch() },
-		func(w *kvScratch, t task) { x.dkdvBlock(st, w, t.b, t.h, t.blk*x.bc, &dk, &dv) })
-	if err != nil {
-		return nil, err
+	if x.fusedBackward() {
+		// One task per (b, kv head): dK, dV and, in a per-worker buffer, dQ.
+		var tasks []task
+		for b := 0; b < d.B; b++ {
+			for g := 0; g < d.Hkv; g++ {
+				tasks = append(tasks, task{b: b, h: g, cost: x.p.LensQ(b) * x.p.LensK(b)})
+			}
+		}
+		err = run(x.e, tasks, func() *kvScratch { return x.newKVScratch(true) },
+			func(w *kvScratch, t task) { x.fusedBlock(st, w, t.b, t.h, &dq, &dk, &dv) })
+	} else {
+		err = run(x.e, x.keyTasks(), func() *kvScratch { return x.newKVScratch(false) },
+			func(w *kvScratch, t task) { x.dkdvBlock(st, w, t.b, t.h, t.blk*x.bc, &dk, &dv, nil) })
+		if err == nil {
+			err = run(x.e, x.queryTasks(), func() *fwdScratch { return x.newFwdScratch(true) },
+				func(w *fwdScratch, t task) { x.dqBlock(st, w, t.b, t.h, t.blk*x.br, &dq) })
+		}
 	}
-	err = run(x.e, x.queryTasks(), func() *fwdScratch { return x.newFwdScratch(true) },
-		func(w *fwdScratch, t task) { x.dqBlock(st, w, t.b, t.h, t.blk*x.br, &dq) })
 	if err != nil {
 		return nil, err
 	}
@@ -107,15 +121,15 @@ type kvScratch struct {
 	u      []float32 // (br, bc) tanh of the capped logit (softcap only)
 	z      []float32 // (br, bc) dropout factors (dropout only)
 	dk, dv []float32 // (bc, dp) accumulators
-	qBuf   []float32 // (br6, D) Q rows converted for the A operand
-	doBuf  []float32 // (br6, D) dO rows converted for the A operand
-	qB     []float32 // (br, dp) Q rows for the B operand
-	doB    []float32 // (br, dp) dO rows for the B operand
+	qBuf   []float32 // (br, dp) Q rows of the query tile (block)
+	doBuf  []float32 // (br, dp) dO rows of the query tile (block)
+	kBuf   []float32 // (bc, dp) K rows of the key block, for dQ += dS·K (fused only)
 	tmp    []float32 // (D)
 	lo, hi []int     // (br)
+	dq     []float32 // (group, nPad, dp) dQ accumulators of the group's heads (fused only)
 }
 
-func (x *plan) newKVScratch() *kvScratch {
+func (x *plan) newKVScratch(fused bool) *kvScratch {
 	br, bc, d, dp := x.br, x.bc, x.d.D, x.dp
 	w := &kvScratch{
 		kT:    make([]float32, d*bc),
@@ -124,10 +138,8 @@ func (x *plan) newKVScratch() *kvScratch {
 		dp:    make([]float32, br*bc),
 		dk:    make([]float32, bc*dp),
 		dv:    make([]float32, bc*dp),
-		qBuf:  make([]float32, roundUp(br, mr)*d),
-		doBuf: make([]float32, roundUp(br, mr)*d),
-		qB:    make([]float32, br*dp),
-		doB:   make([]float32, br*dp),
+		qBuf:  make([]float32, br*dp),
+		doBuf: make([]float32, br*dp),
 		tmp:   make([]float32, d),
 		lo:    make([]int, br),
 		hi:    make([]int, br),
@@ -138,7 +150,47 @@ func (x *plan) newKVScratch() *kvScratch {
 	if x.drop {
 		w.z = make([]float32, br*bc)
 	}
+	if fused {
+		w.dq = make([]float32, x.d.Group()*x.dqRows()*dp)
+		w.kBuf = make([]float32, bc*dp)
+	}
 	return w
+}
+
+// dqRows is the row count of one head's dQ buffer: N rounded up to whole query blocks,
+// so a GEMM over the last block's padded rows stays inside it.
+func (x *plan) dqRows() int { return roundUp(x.d.N, x.br) }
+
+// fusedBackward chooses fusedBlock: enough (b, kv head) tasks for the workers (at least
+// two each, so the costliest-first order can balance them) and a dQ buffer of at most
+// 64 MiB per worker.
+func (x *plan) fusedBackward() bool {
+	switch x.e.strategy {
+	case strategyTwoPass:
+		return false
+	case strategyFused:
+		return true
+	}
+	d := x.d
+	tasks := d.B * d.Hkv
+	buf := d.Group() * x.dqRows() * x.dp * 4
+	return tasks >= 2*x.e.workers(tasks) && buf <= 64<<20
+}
+
+// fusedBlock computes dK and dV of kv head g of batch b, and dQ of the group's query
+// heads, key block by key block: the tiles, order and operations of dkdvBlock and
+// dqBlock together.
+func (x *plan) fusedBlock(st *bwd, w *kvScratch, b, g int, dq, dk, dv *dst) {
+	d, dp := x.d, x.dp
+	clear(w.dq)
+	for j0 := 0; j0 < x.p.LensK(b); j0 += x.bc {
+		x.dkdvBlock(st, w, b, g, j0, dk, dv, w.dq)
+	}
+	nq, grp, rows := x.p.LensQ(b), d.Group(), x.dqRows()
+	for k := 0; k < grp; k++ {
+		h := g*grp + k
+		dq.putRows(((b*d.H+h)*d.N)*d.D, nq, d.D, w.dq[k*rows*dp:], dp)
+	}
 }
 
 // keyTasks lists the (b, kv head, key block) tasks with valid keys, costed by the number
@@ -174,8 +226,9 @@ func (x *plan) keyTasks() []task {
 }
 
 // dkdvBlock computes rows [j0, j0+bc) of dK and dV for kv head g of batch b, summing over
-// the query heads of the group and their query blocks in a fixed order.
-func (x *plan) dkdvBlock(st *bwd, w *kvScratch, b, g, j0 int, dk, dv *dst) {
+// the query heads of the group and their query blocks in a fixed order. With dq (the
+// fused path) it also adds each tile's dS·K to the group's dQ accumulators.
+func (x *plan) dkdvBlock(st *bwd, w *kvScratch, b, g, j0 int, dk, dv *dst, dq []float32) {
 	d, br, bc, dp := x.d, x.br, x.bc, x.dp
 	nq := x.p.LensQ(b)
 	jn := min(bc, x.p.LensK(b)-j0)
@@ -186,6 +239,10 @@ func (x *plan) dkdvBlock(st *bwd, w *kvScratch, b, g, j0 int, dk, dv *dst) {
 	clear(w.dk)
 	clear(w.dv)
 	grp := d.Group()
+	var kt []float32
+	if dq != nil {
+		kt = x.k.block(b, g, j0, jn, dp, w.kBuf) // (jn6, dp) K for dQ += dS·K
+	}
 	for h := g * grp; h < (g+1)*grp; h++ {
 		for i0 := 0; i0 < nq; i0 += br {
 			rn := min(br, nq-i0)
@@ -194,6 +251,11 @@ func (x *plan) dkdvBlock(st *bwd, w *kvScratch, b, g, j0 int, dk, dv *dst) {
 				continue
 			}
 			x.dkdvTile(st, w, b, h, g, i0, rn, j0, jn, jn16, jn6)
+			if dq != nil {
+				// dQ += dS·K                                          (rn, dp)
+				at := ((h-g*grp)*x.dqRows() + i0) * dp
+				x.kn.GEMM(roundUp(rn, mr), dp, jn, w.dp, bc, 1, kt, dp, dq[at:], dp, true)
+			}
 		}
 	}
 	row := (b*d.Hkv + g) * d.M
@@ -209,12 +271,12 @@ func (x *plan) dkdvTile(st *bwd, w *kvScratch, b, h, g, i0, rn, j0, jn, jn16, jn
 	row := (b*d.H+h)*d.N + i0
 
 	// S = Q·Kᵀ, dP' = dO·Vᵀ                                           (rn, jn)
-	qA := x.q.aRows(b, h, i0, rn, w.qBuf)
+	qt := x.q.block(b, h, i0, rn, dp, w.qBuf)     // (rn6, dp)
+	dot := st.do.block(b, h, i0, rn, dp, w.doBuf) // (rn6, dp)
 	s := w.s[:rn6*bc]
-	kn.GEMM(rn6, jn16, d.D, qA, d.D, 1, w.kT, bc, s, bc, false)
-	doA := st.do.aRows(b, h, i0, rn, w.doBuf)
+	kn.GEMM(rn6, jn16, d.D, qt, dp, 1, w.kT, bc, s, bc, false)
 	dp2 := w.dp[:rn6*bc]
-	kn.GEMM(rn6, jn16, d.D, doA, d.D, 1, w.vT, bc, dp2, bc, false)
+	kn.GEMM(rn6, jn16, d.D, dot, dp, 1, w.vT, bc, dp2, bc, false)
 	t := tile{x: s, sr: bc, sc: 1}
 	if !x.plain {
 		x.logits(t, w.u, b, h, i0, rn, j0, jn16, w.lo, w.hi)
@@ -253,10 +315,8 @@ func (x *plan) dkdvTile(st *bwd, w *kvScratch, b, h, g, i0, rn, j0, jn, jn16, jn
 	}
 
 	// dV += P'ᵀ·dO, dK += dSᵀ·Q                                        (jn, dp)
-	doB, ldo := st.do.bRows(b, h, i0, rn, dp, w.doB)
-	kn.GEMM(jn6, dp, rn, s, 1, bc, doB, ldo, w.dv, dp, true)
-	qB, ldq := x.q.bRows(b, h, i0, rn, dp, w.qB)
-	kn.GEMM(jn6, dp, rn, dp2, 1, bc, qB, ldq, w.dk, dp, true)
+	kn.GEMM(jn6, dp, rn, s, 1, bc, dot, dp, w.dv, dp, true)
+	kn.GEMM(jn6, dp, rn, dp2, 1, bc, qt, dp, w.dk, dp, true)
 }
 
 // dqBlock computes rows [i0, i0+rn) of dQ for head h of batch b over the visible key
@@ -296,12 +356,12 @@ func (x *plan) dqTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 	jn6 := roundUp(jn, mr)
 
 	// Sᵀ = K·Qᵀ, dP'ᵀ = V·dOᵀ                                         (jn, br)
-	kA := x.k.aRows(b, g, ja, jn, w.aBuf)
+	kt := x.k.block(b, g, ja, jn, dp, w.kBuf) // (jn6, dp)
+	vt := x.v.block(b, g, ja, jn, dp, w.vBuf) // (jn6, dp)
 	sT := w.s[:jn6*br]
-	kn.GEMM(jn6, br, d.D, kA, d.D, 1, w.qT, br, sT, br, false)
-	vA := x.v.aRows(b, g, ja, jn, w.vBuf)
+	kn.GEMM(jn6, br, d.D, kt, dp, 1, w.qT, br, sT, br, false)
 	dpT := w.dp[:jn6*br]
-	kn.GEMM(jn6, br, d.D, vA, d.D, 1, w.doT, br, dpT, br, false)
+	kn.GEMM(jn6, br, d.D, vt, dp, 1, w.doT, br, dpT, br, false)
 	t := tile{x: sT, sr: 1, sc: br}
 	if !x.plain {
 		x.logits(t, w.u, b, h, i0, rn, ja, jn, w.lo, w.hi)
@@ -336,6 +396,5 @@ func (x *plan) dqTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 	}
 
 	// dQ += dS·K                                                      (br, dp)
-	kB, ldk := x.k.bRows(b, g, ja, jn, dp, w.bBuf)
-	kn.GEMM(roundUp(rn, mr), dp, jn, dpT, 1, br, kB, ldk, w.o, dp, true)
+	kn.GEMM(roundUp(rn, mr), dp, jn, dpT, 1, br, kt, dp, w.o, dp, true)
 }

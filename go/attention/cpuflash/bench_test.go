@@ -3,7 +3,9 @@ package cpuflash
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -42,36 +44,78 @@ func benchProblem(b *testing.B, s benchShape) (*spec.Problem, *tensor.Tensor) {
 	return p, randTensor(b, rng, tensor.Float32, 1, s.B, s.H, s.N, s.D)
 }
 
+// report adds GFLOP/s (FLOPs over wall time) and cpu-ms/op (process CPU time per call,
+// all threads; less sensitive than wall time to other processes on a shared machine).
+func report(b *testing.B, flops float64, cpu time.Duration) {
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	if cpu > 0 {
+		b.ReportMetric(cpu.Seconds()*1e3/float64(b.N), "cpu-ms/op")
+	}
+}
+
+// BenchmarkForward times Forward on the shapes (B1 H8 D64 with N = 512 … 4096,
+// N2048 D128, N2048 D64 causal), float32, default parameters.
 func BenchmarkForward(b *testing.B) {
 	for _, s := range benchShapes {
 		b.Run(s.String(), func(b *testing.B) {
 			p, _ := benchProblem(b, s)
 			e := New(Params{})
 			d := p.Dims()
-			b.ResetTimer()
+			var cpu time.Duration
 			for b.Loop() {
+				c0 := cpuTime()
 				_, err := e.Forward(p)
+				cpu += cpuTime() - c0
 				require.NoError(b, err)
 			}
-			b.ReportMetric(FLOPs(d, s.causal, PassForward)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			report(b, FLOPs(d, s.causal, PassForward), cpu)
 		})
 	}
 }
 
+// BenchmarkForwardBackward times Forward followed by Backward on the same shapes.
 func BenchmarkForwardBackward(b *testing.B) {
 	for _, s := range benchShapes {
 		b.Run(s.String(), func(b *testing.B) {
 			p, dO := benchProblem(b, s)
 			e := New(Params{})
 			d := p.Dims()
-			b.ResetTimer()
+			var cpu time.Duration
 			for b.Loop() {
+				c0 := cpuTime()
 				sv, err := e.Forward(p)
 				require.NoError(b, err)
 				_, err = e.Backward(p, sv, dO)
+				cpu += cpuTime() - c0
 				require.NoError(b, err)
 			}
-			b.ReportMetric(FLOPs(d, s.causal, PassForwardBackward)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			report(b, FLOPs(d, s.causal, PassForwardBackward), cpu)
 		})
 	}
+}
+
+// BenchmarkForwardBackwardMemory runs forward + backward at N = 16384 (B1 H8 D64) and
+// reports the bytes allocated during the two calls beyond their outputs (O, L, dQ, dK,
+// dV) as MiB-beyond-io. Everything allocated counts, freed or not, so this bounds the
+// peak extra heap from above. Inputs are allocated before the measurement.
+func BenchmarkForwardBackwardMemory(b *testing.B) {
+	s := benchShape{1, 8, 16384, 64, false}
+	b.Run(s.String(), func(b *testing.B) {
+		p, dO := benchProblem(b, s)
+		e := New(Params{})
+		var extra float64
+		for b.Loop() {
+			runtime.GC()
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			sv, err := e.Forward(p)
+			require.NoError(b, err)
+			g, err := e.Backward(p, sv, dO)
+			require.NoError(b, err)
+			runtime.ReadMemStats(&m1)
+			out := sv.O.Bytes() + sv.L.Bytes() + g.DQ.Bytes() + g.DK.Bytes() + g.DV.Bytes()
+			extra = float64(m1.TotalAlloc-m0.TotalAlloc-uint64(out)) / (1 << 20)
+		}
+		b.ReportMetric(extra, "MiB-beyond-io")
+	})
 }

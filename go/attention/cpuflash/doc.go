@@ -10,24 +10,30 @@
 // Sᵀ = K·Qᵀ, the running max and sum per query row, P = 2^(logit − max), O += P·V. It
 // saves L = ln 2 · (max + log2 sum) per row.
 //
-// Backward: D_i = dO_i·O_i first; then one task per (batch, kv head, key block) sums dK
-// and dV over the group's query heads and every query block that sees the block; then one
-// task per (batch, head, query block) sums dQ over its key blocks. Both recompute P from
-// the saved L. No output element is written by two tasks and each is summed in a fixed
-// order, so results are bitwise identical for any number of workers.
+// Backward: D_i = dO_i·O_i first, then P = 2^(logit − L) recomputed from the saved L and
+// dS = P ∘ (dP − D). Two schedules, chosen per call: with few (batch, kv head) pairs for
+// the workers, one task per (batch, kv head, key block) sums dK and dV over the group's
+// query heads and every query block that sees the block, then one task per (batch, head,
+// query block) sums dQ over its key blocks (7 tile products where the FLOP count assumes
+// 5); with enough pairs, one task per (batch, kv head) does both, summing dQ in a
+// per-worker float32 buffer (5 products). No output element is written by two tasks, both
+// schedules visit the same tiles and sum each element in the same order with the same
+// operations, so results are bitwise identical for any number of workers.
 //
-// Memory is O(N): per-worker tiles sized by the blocks (96 queries × 96 keys for D ≤ 128)
-// and two float32 values per query row in the backward; never an N×M matrix.
+// Memory is O(N): per-worker tiles sized by the blocks (96 queries × 96 keys for D ≤ 128),
+// two float32 values per query row in the backward and, on the fused schedule, one dQ
+// buffer per worker (N × D per query head of a kv group, at most 64 MiB); never an N×M
+// matrix. Tiles of K, V, Q and dO are copied (and converted) into the worker's scratch
+// before the products read them.
 //
 // # Kernels
 //
 // The inner loops — a 6×16 GEMM micro-kernel whose A operand is read through two strides
 // (so one kernel serves A·B and Aᵀ·B), a vectorised exp2, column max, dS = P ∘ (dP − D)
 // and row scaling — exist in Go assembly for amd64 (AVX2 + FMA) and arm64 (NEON), chosen
-// when the executor is built, and in pure Go for other architectures, CPUs without the
-// features and the purego build tag. The CPU features are read with CPUID/XGETBV by the
-// package itself (golang.org/x/sys v0.50.0 needs a go.mod "go 1.26.0" line; see
-// cpu_amd64.go); NEON is part of every arm64 CPU Go supports.
+// when the executor is built (golang.org/x/sys/cpu; NEON is part of every arm64 CPU Go
+// supports), and in pure Go for other architectures, CPUs without the features and the
+// purego build tag.
 //
 // # Options
 //

@@ -27,6 +27,7 @@ func TestIdentity(t *testing.T) {
 	assert.Equal(t, [2]int{96, 48}, [2]int{bq, bk}, "overrides round up to multiples of 48")
 	var _ spec.Executor = e
 	var _ attention.Needer = e
+	t.Logf("kernels: %s", e.Kernels())
 }
 
 // Every row of the contract's shared bad-input table: a typed error naming the argument,

@@ -41,7 +41,17 @@ type Params struct {
 type Executor struct {
 	params Params
 	kn     *kernels
+	// strategy forces a backward strategy in tests (0 chooses; see fusedBackward).
+	strategy backwardStrategy
 }
+
+type backwardStrategy uint8
+
+const (
+	strategyAuto backwardStrategy = iota
+	strategyTwoPass
+	strategyFused
+)
 
 // New returns an executor. It picks the SIMD kernels (AVX2 + FMA on amd64, NEON on
 // arm64) when the CPU has them and Portable is false, the pure-Go kernels otherwise.

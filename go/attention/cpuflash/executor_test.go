@@ -423,6 +423,40 @@ func TestBitwiseAcrossWorkers(t *testing.T) {
 	}
 }
 
+// TestBackwardStrategiesAgreeBitwise: the fused backward (one task per (b, kv head)) and
+// the two-pass backward (dK/dV per key block, then dQ per query block) give the same bits,
+// which is what lets the executor choose between them by the number of workers.
+func TestBackwardStrategiesAgreeBitwise(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	cov := coverage{}
+	for i := 0; i < 24; i++ {
+		p, dO := randomCase(t, rng, tensor.Float32, []int{3, 16, 59, 64, 111, 128}[i%6], cov)
+		if i%5 == 4 {
+			p.Q, p.K, p.V, dO = to16(t, p.Q), to16(t, p.K), to16(t, p.V), to16(t, dO)
+		}
+		t.Run(describe(p), func(t *testing.T) {
+			var got [2][][]byte
+			for k, st := range []backwardStrategy{strategyTwoPass, strategyFused} {
+				e := New(Params{BlockQ: 48, BlockK: 48})
+				e.strategy = st
+				s, err := e.Forward(p)
+				require.NoError(t, err)
+				g, err := e.Backward(p, s, dO)
+				require.NoError(t, err)
+				got[k] = snapshot(g.DQ, g.DK, g.DV)
+			}
+			assert.Equal(t, got[0], got[1])
+		})
+	}
+	assert.Positive(t, cov["dropout"]+cov["softcap"]+cov["mask=bool"]+cov["mask=additive"])
+}
+
+func to16(t *testing.T, x *tensor.Tensor) *tensor.Tensor {
+	y, err := x.Convert(tensor.Float16)
+	require.NoError(t, err)
+	return y
+}
+
 // TestRowsWithoutVisibleKeys: a row that sees no key — past its batch's length, hidden
 // by the bool mask, −Inf in every additive bias, or cut off by a window — has O = 0,
 // L = −Inf and zero gradients, and nothing is NaN.

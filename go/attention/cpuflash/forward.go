@@ -17,9 +17,8 @@ type fwdScratch struct {
 	u    []float32 // (bc, br) tanh of the capped logit (softcap only)
 	z    []float32 // (bc, br) dropout factors (dropout only)
 	o    []float32 // (br, dp) O accumulator (dQ accumulator in the dQ pass)
-	aBuf []float32 // (bc6, D) K rows converted for the A operand
-	vBuf []float32 // (bc6, D) V rows converted for the A operand (dQ pass)
-	bBuf []float32 // (bc, dp) V (forward) or K (dQ pass) rows for the B operand
+	kBuf []float32 // (bc, dp) K rows of the key tile (block)
+	vBuf []float32 // (bc, dp) V rows of the key tile (block)
 	tmp  []float32 // (D) one converted row
 
 	m2, l, mx, lsum, bsub []float32 // (br) per query row: max (base 2), sum, tile max, tile sum, exp2 offset
@@ -33,8 +32,8 @@ func (x *plan) newFwdScratch(backward bool) *fwdScratch {
 		qT:   make([]float32, d*br),
 		s:    make([]float32, bc*br),
 		o:    make([]float32, br*dp),
-		aBuf: make([]float32, roundUp(bc, mr)*d),
-		bBuf: make([]float32, bc*dp),
+		kBuf: make([]float32, roundUp(bc, mr)*dp),
+		vBuf: make([]float32, roundUp(bc, mr)*dp),
 		tmp:  make([]float32, d),
 		m2:   make([]float32, br),
 		l:    make([]float32, br),
@@ -47,7 +46,6 @@ func (x *plan) newFwdScratch(backward bool) *fwdScratch {
 	if backward {
 		w.doT = make([]float32, d*br)
 		w.dp = make([]float32, bc*br)
-		w.vBuf = make([]float32, roundUp(bc, mr)*d)
 		w.dvec = make([]float32, br)
 	}
 	if x.softcap > 0 {
@@ -153,9 +151,9 @@ func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 	lo, hi := w.lo, w.hi
 
 	// Sᵀ = K·Qᵀ                                                      (jn, br)
-	kA := x.k.aRows(b, g, ja, jn, w.aBuf)
+	kt := x.k.block(b, g, ja, jn, dp, w.kBuf) // (jn6, dp)
 	sT := w.s[:jn6*br]
-	kn.GEMM(jn6, br, d.D, kA, d.D, 1, w.qT, br, sT, br, false)
+	kn.GEMM(jn6, br, d.D, kt, dp, 1, w.qT, br, sT, br, false)
 	t := tile{x: sT, sr: 1, sc: br}
 	if !x.plain {
 		x.logits(t, w.u, b, h, i0, rn, ja, jn, lo, hi) // base-2 logits, −Inf where hidden
@@ -215,6 +213,6 @@ func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 	}
 
 	// O += P'·V                                                       (br, dp)
-	vB, ldb := x.v.bRows(b, g, ja, jn, dp, w.bBuf)
-	kn.GEMM(roundUp(rn, mr), dp, jn, sT, 1, br, vB, ldb, w.o, dp, true)
+	vt := x.v.block(b, g, ja, jn, dp, w.vBuf) // (jn6, dp)
+	kn.GEMM(roundUp(rn, mr), dp, jn, sT, 1, br, vt, dp, w.o, dp, true)
 }

@@ -2,6 +2,8 @@
 
 package cpuflash
 
+import "golang.org/x/sys/cpu"
+
 //go:noescape
 func gemmAVX2(m, n, k int, a *float32, rs, ks int, b *float32, ldb int, c *float32, ldc int, acc int)
 
@@ -23,10 +25,10 @@ func dsScalarAVX2(ds, p, dp *float32, n int, d, s float32)
 //go:noescape
 func scaleAVX2(x *float32, n int, a float32)
 
-// simdKernels returns the AVX2 + FMA kernels when the CPU (and OS) has them, and nil
-// otherwise.
+// simdKernels returns the AVX2 + FMA kernels when the CPU has them and the OS saves the
+// YMM registers (golang.org/x/sys/cpu checks both), and nil otherwise.
 func simdKernels() *kernels {
-	if !hasAVX2FMA() {
+	if !cpu.X86.HasAVX2 || !cpu.X86.HasFMA {
 		return nil
 	}
 	return &kernels{

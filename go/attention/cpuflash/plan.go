@@ -146,32 +146,18 @@ func (s *src) rowsT(dst []float32, ld, off, n int, tmp []float32) {
 	}
 }
 
-// aRows returns n rows of (b, h) from row r0 as the A operand of a GEMM with rs = D,
-// readable for roundUp(n, mr) rows: a view of the input when it is float32 and the padded
-// rows stay inside it, otherwise a converted copy in buf with zero padding rows.
-func (s *src) aRows(b, h, r0, n int, buf []float32) []float32 {
-	off := s.off(b, h, r0)
-	need := roundUp(n, mr) * s.d
-	if s.dt == tensor.Float32 && off+need <= len(s.f32) {
-		return s.f32[off : off+need]
-	}
-	buf = buf[:need]
-	s.rowsTo(buf, s.d, off, n)
-	clear(buf[n*s.d:])
+// block copies n rows of (b, h) from row r0 into buf as float32 with row stride dp,
+// zeroing columns D..dp−1 and rows n..roundUp(n, mr)−1, and returns
+// buf[:roundUp(n, mr)·dp]. The copy serves as a GEMM's A operand (rs = dp, over D) and as
+// its B operand (ldb = dp, over dp). Copying even float32 inputs pays for itself: it
+// streams the rows sequentially, which the hardware prefetches well, where the A operand's
+// broadcasts would meet cold lines one at a time.
+func (s *src) block(b, h, r0, n, dp int, buf []float32) []float32 {
+	n6 := roundUp(n, mr)
+	buf = buf[:n6*dp]
+	s.rowsTo(buf, dp, s.off(b, h, r0), n)
+	clear(buf[n*dp:])
 	return buf
-}
-
-// bRows returns n rows of (b, h) from row r0 as the B operand of a GEMM over dp
-// columns, and its row stride: a view of a float32 input whose D is a multiple of nr,
-// otherwise a converted copy in buf with columns D..dp−1 zeroed.
-func (s *src) bRows(b, h, r0, n, dp int, buf []float32) ([]float32, int) {
-	off := s.off(b, h, r0)
-	if s.dt == tensor.Float32 && s.d == dp {
-		return s.f32[off : off+n*s.d], s.d
-	}
-	buf = buf[:n*dp]
-	s.rowsTo(buf, dp, off, n)
-	return buf, dp
 }
 
 // dst is a new contiguous [B, heads, rows, D] output in the problem's dtype.

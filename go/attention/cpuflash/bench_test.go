@@ -1,9 +1,11 @@
 package cpuflash
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,9 +28,27 @@ func (s benchShape) String() string {
 	return fmt.Sprintf("B%d_H%d_N%d_D%d%s", s.B, s.H, s.N, s.D, c)
 }
 
-var benchShapes = []benchShape{
-	{1, 8, 512, 64, false}, {1, 8, 1024, 64, false}, {1, 8, 2048, 64, false}, {1, 8, 4096, 64, false},
-	{1, 8, 2048, 128, false}, {1, 8, 2048, 64, true},
+// shapesFlag replaces the benchmark shapes: comma-separated N x D with B = 1, H = 8 and a
+// trailing c for causal, e.g. -cpuflash.shapes 2048x64,2048x64c (tools/bench uses it).
+var shapesFlag = flag.String("cpuflash.shapes", "", "benchmark shapes NxD[c],… (B1 H8); default: the issue's six")
+
+// benchShapes are the issue's: B1 H8 D64 with N = 512, 1024, 2048, 4096; N2048 D128; N2048
+// D64 causal — or those of -cpuflash.shapes.
+func benchShapes(b *testing.B) []benchShape {
+	if *shapesFlag == "" {
+		return []benchShape{
+			{1, 8, 512, 64, false}, {1, 8, 1024, 64, false}, {1, 8, 2048, 64, false}, {1, 8, 4096, 64, false},
+			{1, 8, 2048, 128, false}, {1, 8, 2048, 64, true},
+		}
+	}
+	var out []benchShape
+	for _, f := range strings.Split(*shapesFlag, ",") {
+		s := benchShape{B: 1, H: 8, causal: strings.HasSuffix(f, "c")}
+		_, err := fmt.Sscanf(strings.TrimSuffix(f, "c"), "%dx%d", &s.N, &s.D)
+		require.NoError(b, err, "-cpuflash.shapes entry %q", f)
+		out = append(out, s)
+	}
+	return out
 }
 
 func benchProblem(b *testing.B, s benchShape) (*spec.Problem, *tensor.Tensor) {
@@ -56,7 +76,7 @@ func report(b *testing.B, flops float64, cpu time.Duration) {
 // BenchmarkForward times Forward on the shapes (B1 H8 D64 with N = 512 … 4096,
 // N2048 D128, N2048 D64 causal), float32, default parameters.
 func BenchmarkForward(b *testing.B) {
-	for _, s := range benchShapes {
+	for _, s := range benchShapes(b) {
 		b.Run(s.String(), func(b *testing.B) {
 			p, _ := benchProblem(b, s)
 			e := New(Params{})
@@ -75,7 +95,7 @@ func BenchmarkForward(b *testing.B) {
 
 // BenchmarkForwardBackward times Forward followed by Backward on the same shapes.
 func BenchmarkForwardBackward(b *testing.B) {
-	for _, s := range benchShapes {
+	for _, s := range benchShapes(b) {
 		b.Run(s.String(), func(b *testing.B) {
 			p, dO := benchProblem(b, s)
 			e := New(Params{})

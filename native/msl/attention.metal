@@ -63,10 +63,21 @@ inline float row_sum(float x) {
 
 inline simdgroup_float8x8 zero_frag() { return make_filled_simdgroup_matrix<float, 8, 8>(0.0f); }
 
+// This lane's two elements of a fragment, read and written one at a time through
+// thread_elements()[i], the form widely used kernels rely on with Apple's compiler.
+inline float2 elems(thread simdgroup_float8x8& f) {
+  return float2(f.thread_elements()[0], f.thread_elements()[1]);
+}
+
+inline void set_elems(thread simdgroup_float8x8& f, float2 v) {
+  f.thread_elements()[0] = v.x;
+  f.thread_elements()[1] = v.y;
+}
+
 // A fragment whose lane elements are (x, y).
 inline simdgroup_float8x8 frag_of(float x, float y) {
   simdgroup_float8x8 f;
-  f.thread_elements() = float2(x, y);
+  set_elems(f, float2(x, y));
   return f;
 }
 
@@ -88,7 +99,7 @@ inline simdgroup_float8x8 frag_load(device const T* base, uint row_stride, int r
 template <typename T>
 inline void frag_store(thread simdgroup_float8x8& f, float scale, device T* base, uint row_stride,
                        int row, int col, int rows, int cols) {
-  const float2 e = f.thread_elements();
+  const float2 e = elems(f);
   if (row < rows) {
     device T* r = base + uint(row) * row_stride;
     if (col < cols) r[col] = T(e.x * scale);
@@ -179,7 +190,9 @@ inline float logit(constant AttentionParams& p, device const uchar* mask, uint m
       vis = mask[at] != 0;
     } else {
       const float bias = ((device const float*)mask)[at];
-      vis = bias >= -FLT_MAX;  // false only for -inf
+      // -inf hides the element. Tested on the bits: under fast math a float compare
+      // with -FLT_MAX may be folded away as if no value could be -inf.
+      vis = as_type<uint>(bias) != kNegInfBits;
       x += bias;
     }
   }
@@ -275,19 +288,19 @@ template <typename T, int BQ, int BK, int D>
     // Mask, then fold the block into the online softmax.
     float mx = attn::kHidden;
     for (int jj = 0; jj < kKF; jj++) {
-      float2 s = sf[jj].thread_elements();
+      float2 s = attn::elems(sf[jj]);
       const int j = k0 + jj * 8 + ln.col;
       float t;
       s.x = attn::logit(p, mask, mask_base, s.x, row, j, kr, t);
       s.y = attn::logit(p, mask, mask_base, s.y, row, j + 1, kr, t);
-      sf[jj].thread_elements() = s;
+      attn::set_elems(sf[jj], s);
       mx = max(mx, max(s.x, s.y));
     }
     const float m_new = max(m_i, attn::row_max(mx));
     const float alpha = exp2(m_i - m_new);
     float sum = 0.0f;
     for (int jj = 0; jj < kKF; jj++) {
-      const float2 s = sf[jj].thread_elements();
+      const float2 s = attn::elems(sf[jj]);
       float2 pr = float2(s.x > attn::kHidden ? exp2(s.x - m_new) : 0.0f,
                          s.y > attn::kHidden ? exp2(s.y - m_new) : 0.0f);
       sum += pr.x + pr.y;
@@ -297,14 +310,14 @@ template <typename T, int BQ, int BK, int D>
         pr.x = attn::dropout_keep(p, w, j) ? pr.x * p.dropout_scale : 0.0f;
         pr.y = attn::dropout_keep(p, w, j + 1) ? pr.y * p.dropout_scale : 0.0f;
       }
-      sf[jj].thread_elements() = pr;
+      attn::set_elems(sf[jj], pr);
     }
     l_i = l_i * alpha + attn::row_sum(sum);
     m_i = m_new;
 
     // O = alpha O + P V.
     for (int dd = 0; dd < kDF; dd++) {
-      of[dd].thread_elements() *= alpha;
+      attn::set_elems(of[dd], attn::elems(of[dd]) * alpha);
       for (int jj = 0; jj < kKF; jj++) {
         const int at = (jj * 8 + ln.row) * kLD + dd * 8 + ln.col;
         simdgroup_float8x8 vf = attn::frag_of(float(v_tile[at]), float(v_tile[at + 1]));
@@ -446,8 +459,8 @@ template <typename T, int BQ, int BK, int D>
     // dS = P (dP Z/(1-p) - Delta) (1 - t^2).
     for (int jj = 0; jj < kKF; jj++) {
       const int j = k0 + jj * 8 + ln.col;
-      const float2 s = sf[jj].thread_elements();
-      float2 dp = pf[jj].thread_elements();
+      const float2 s = attn::elems(sf[jj]);
+      float2 dp = attn::elems(pf[jj]);
       float t0, t1;
       const float s0 = attn::logit(p, mask, mask_base, s.x, row, j, kr, t0);
       const float s1 = attn::logit(p, mask, mask_base, s.y, row, j + 1, kr, t1);
@@ -463,7 +476,7 @@ template <typename T, int BQ, int BK, int D>
         ds0 *= 1.0f - t0 * t0;
         ds1 *= 1.0f - t1 * t1;
       }
-      sf[jj].thread_elements() = float2(ds0, ds1);
+      attn::set_elems(sf[jj], float2(ds0, ds1));
     }
 
     // dQ += dS K.
@@ -592,8 +605,8 @@ template <typename T, int BQ, int BK, int D>
 
       // Element (key, i): sf becomes P Z/(1-p) (for dV), pf becomes dS (for dK).
       for (int ii = 0; ii < kQF; ii++) {
-        const float2 s = sf[ii].thread_elements();
-        const float2 dp = pf[ii].thread_elements();
+        const float2 s = attn::elems(sf[ii]);
+        const float2 dp = attn::elems(pf[ii]);
         float pd[2], ds[2];
         for (int e = 0; e < 2; e++) {
           const int r = ii * 8 + ln.col + e, i = q0 + r;
@@ -611,8 +624,8 @@ template <typename T, int BQ, int BK, int D>
           ds[e] = pr * (g - d_tile[r]);
           if (p.softcap > 0.0f) ds[e] *= 1.0f - t * t;
         }
-        sf[ii].thread_elements() = float2(pd[0], pd[1]);
-        pf[ii].thread_elements() = float2(ds[0], ds[1]);
+        attn::set_elems(sf[ii], float2(pd[0], pd[1]));
+        attn::set_elems(pf[ii], float2(ds[0], ds[1]));
       }
 
       // dV += P^T dO, dK += dS^T Q.

@@ -87,9 +87,9 @@ var ParamsSize = binary.Size(Params{})
 
 // Encode returns the little-endian bytes of p (Apple GPUs are little-endian), laid out
 // as the C struct: ready for setBytes at BufParams.
-func (p *Params) Encode() []byte {
+func (p Params) Encode() []byte {
 	b := make([]byte, 0, ParamsSize)
-	b, _ = binary.Append(b, binary.LittleEndian, p)
+	b, _ = binary.Append(b, binary.LittleEndian, &p)
 	return b
 }
 

@@ -11,6 +11,12 @@
 //   - on Linux, tools/mslemu compiles them as C++ against its MSL shim and runs them on
 //     the CPU; it checks its generated adapters against Sources.
 //
+// The kernels use bfloat, so they need Metal Shading Language 3.1 (macOS 14): the
+// metallib rule passes -std=metal3.1, and a run-time compile must set
+// MTLCompileOptions.languageVersion to 3.1. Under the emulator (MSLEMU defined) the file
+// instantiates only the subset the tests run; Metal gets every instantiation the tile
+// table can select.
+//
 // Which kernel to run, with what grid, threadgroup size and buffers, is decided in
 // go/attention/mslplan, never here. This package holds no Go logic beyond reading the
 // embedded files.

@@ -175,3 +175,44 @@ func TestConcurrentLaunches(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// While a launch has its fault handlers installed, Go's own nil-pointer panics on other
+// threads still reach Go's handler and are recovered as usual.
+func TestGoPanicsDuringLaunch(t *testing.T) {
+	requireEmulator(t)
+	if mslemu.ThreadSanitizer {
+		t.Skip("ThreadSanitizer intercepts the fault signals this relies on")
+	}
+	stop := make(chan struct{})
+	var recovered sync.WaitGroup
+	recovered.Add(1)
+	go func() {
+		defer recovered.Done()
+		n := 0
+		for {
+			select {
+			case <-stop:
+				assert.Positive(t, n)
+				return
+			default:
+			}
+			func() {
+				defer func() {
+					if recover() != nil {
+						n++
+					}
+				}()
+				var p *int
+				*p = 1 // deliberately nil
+			}()
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		require.NoError(t, mslemu.Launch("test_barrier_loop", [3]int{1, 1, 1}, [3]int{128, 1, 1},
+			[]mslemu.Buffer{{Data: mslemu.Uint32Bytes([]uint32{200})}, {Data: make([]byte, 4*128)}}))
+		ke := launchBroken(t, "test_broken_out_of_bounds", mslemu.Options{})
+		assert.Contains(t, ke.Msg, "past the end")
+	}
+	close(stop)
+	recovered.Wait()
+}

@@ -49,7 +49,7 @@
 #define NOTSAN
 #endif
 
-#if !defined(__x86_64__) || defined(MSLEMU_UCONTEXT)
+#if !(defined(__x86_64__) || defined(__aarch64__)) || defined(MSLEMU_UCONTEXT)
 #define MSLEMU_USE_UCONTEXT 1
 #if defined(__APPLE__) && !defined(_XOPEN_SOURCE)
 #define _XOPEN_SOURCE 700
@@ -64,7 +64,7 @@ namespace {
 // ---------------------------------------------------------------------------------
 // Contexts.
 
-#if !MSLEMU_USE_UCONTEXT
+#if !MSLEMU_USE_UCONTEXT && defined(__x86_64__)
 // x86-64 System V: save the callee-saved registers, MXCSR and the x87 control word on the
 // current stack, store the stack pointer in *save, load `load` and restore the same.
 asm(R"(
@@ -113,6 +113,58 @@ NOTSAN void ctx_make(Context& c, char* stack, size_t size, void (*entry)()) {
   asm volatile("stmxcsr %0" : "=m"(mxcsr));
   asm volatile("fnstcw %0" : "=m"(fpcw));
   *--p = uint64_t(mxcsr) | (uint64_t(fpcw) << 32);
+  c.sp = p;
+}
+
+NOTSAN void ctx_switch(Context& from, Context& to) { mslemu_ctx_switch(&from.sp, to.sp); }
+#elif !MSLEMU_USE_UCONTEXT && defined(__aarch64__)
+// AArch64 (AAPCS64): save x19-x30 and d8-d15 on the current stack, store the stack
+// pointer in *save, load `load` and restore the same; ret jumps to the restored x30.
+asm(R"(
+  .text
+  .p2align 4
+  .local mslemu_ctx_switch
+  .type mslemu_ctx_switch,%function
+mslemu_ctx_switch:
+  sub sp, sp, #160
+  stp x19, x20, [sp, #0]
+  stp x21, x22, [sp, #16]
+  stp x23, x24, [sp, #32]
+  stp x25, x26, [sp, #48]
+  stp x27, x28, [sp, #64]
+  stp x29, x30, [sp, #80]
+  stp d8, d9, [sp, #96]
+  stp d10, d11, [sp, #112]
+  stp d12, d13, [sp, #128]
+  stp d14, d15, [sp, #144]
+  mov x9, sp
+  str x9, [x0]
+  mov sp, x1
+  ldp x19, x20, [sp, #0]
+  ldp x21, x22, [sp, #16]
+  ldp x23, x24, [sp, #32]
+  ldp x25, x26, [sp, #48]
+  ldp x27, x28, [sp, #64]
+  ldp x29, x30, [sp, #80]
+  ldp d8, d9, [sp, #96]
+  ldp d10, d11, [sp, #112]
+  ldp d12, d13, [sp, #128]
+  ldp d14, d15, [sp, #144]
+  add sp, sp, #160
+  ret
+  .size mslemu_ctx_switch, .-mslemu_ctx_switch
+)");
+extern "C" void mslemu_ctx_switch(void** save, void* load);
+
+struct Context {
+  void* sp = nullptr;
+};
+
+NOTSAN void ctx_make(Context& c, char* stack, size_t size, void (*entry)()) {
+  uintptr_t top = (uintptr_t(stack) + size) & ~uintptr_t(15);
+  uint64_t* p = reinterpret_cast<uint64_t*>(top - 160);
+  for (int i = 0; i < 20; i++) p[i] = 0;
+  p[11] = reinterpret_cast<uint64_t>(entry);  // x30: where the first switch returns to
   c.sp = p;
 }
 

@@ -1,6 +1,7 @@
 // Scalar types of MSL on the CPU: half (_Float16, rounded after every operation, as g++
-// does for _Float16 on x86-64), bfloat (software, round to nearest even), the short
-// integer names, and the traits the vector and math headers use.
+// does for _Float16 on x86-64; in software where the compiler lacks _Float16), bfloat
+// (software, round to nearest even), the short integer names, and the traits the vector
+// and math headers use.
 #ifndef MSLEMU_SCALAR_H
 #define MSLEMU_SCALAR_H
 
@@ -11,53 +12,118 @@
 
 namespace metal {
 
-typedef _Float16 half;
 typedef unsigned int uint;
 typedef unsigned short ushort;
 typedef unsigned char uchar;
 typedef unsigned long ulong;
 
-// bfloat: 8 exponent bits, 7 mantissa bits. Arithmetic between bfloats is done in float
-// and rounded back (round to nearest even), like half on the GPU; mixed with float it
-// gives float.
-struct bfloat {
-  uint16_t bits;
+// A 16-bit float in software: arithmetic in float, rounded back (to nearest even) after
+// every operation, like half on the GPU; mixed with float it gives float.
+#define MSLEMU_SOFT16(T)                                                        \
+  struct T {                                                                    \
+    uint16_t bits;                                                              \
+    T() = default;                                                              \
+    T(float f) : bits(encode(f)) {}                                             \
+    T(double f) : bits(encode(float(f))) {}                                     \
+    T(int v) : bits(encode(float(v))) {}                                        \
+    T(unsigned v) : bits(encode(float(v))) {}                                   \
+    T(long v) : bits(encode(float(v))) {}                                       \
+    T(unsigned long v) : bits(encode(float(v))) {}                              \
+    T(short v) : bits(encode(float(v))) {}                                      \
+    T(unsigned short v) : bits(encode(float(v))) {}                            \
+    T(bool v) : bits(encode(v ? 1.0f : 0.0f)) {}                                \
+    /* from the other 16-bit float types (_Float16 is not arithmetic in g++ 12) */ \
+    template <class U, std::enable_if_t<!std::is_arithmetic<U>::value &&         \
+                                            !std::is_same<U, T>::value &&        \
+                                            std::is_convertible<U, float>::value, \
+                                        int> = 0>                                \
+    T(U v) : bits(encode(float(v))) {}                                          \
+    operator float() const { return decode(bits); }                             \
+    static T from_bits(uint16_t b) {                                            \
+      T r;                                                                      \
+      r.bits = b;                                                               \
+      return r;                                                                 \
+    }                                                                           \
+    T operator-() const { return from_bits(uint16_t(bits ^ 0x8000u)); }         \
+    T operator+() const { return *this; }                                       \
+    static uint16_t encode(float f);                                            \
+    static float decode(uint16_t b);                                            \
+  };
 
-  bfloat() = default;
-  bfloat(float f) : bits(from_float(f)) {}
-  bfloat(double f) : bits(from_float(float(f))) {}
-  bfloat(_Float16 f) : bits(from_float(float(f))) {}
-  bfloat(int v) : bits(from_float(float(v))) {}
-  bfloat(unsigned v) : bits(from_float(float(v))) {}
-  bfloat(long v) : bits(from_float(float(v))) {}
-  bfloat(unsigned long v) : bits(from_float(float(v))) {}
-  bfloat(short v) : bits(from_float(float(v))) {}
-  bfloat(unsigned short v) : bits(from_float(float(v))) {}
-  bfloat(bool v) : bits(from_float(v ? 1.0f : 0.0f)) {}
+// bfloat: 8 exponent bits, 7 mantissa bits.
+MSLEMU_SOFT16(bfloat)
 
-  operator float() const {
-    uint32_t u = uint32_t(bits) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
+inline float bfloat::decode(uint16_t b) {
+  uint32_t u = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+inline uint16_t bfloat::encode(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x0040u);  // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+#if !defined(MSLEMU_SOFT_HALF) && (defined(__STDCPP_FLOAT16_T__) || (defined(__x86_64__) && defined(__FLT16_MANT_DIG__)))
+// g++ computes _Float16 in float and rounds after every operation (x86-64).
+typedef _Float16 half;
+#define MSLEMU_NATIVE_HALF 1
+#else
+// No _Float16 in this compiler's C++ (g++ 12 on AArch64): a software IEEE binary16.
+MSLEMU_SOFT16(half)
+#define MSLEMU_NATIVE_HALF 0
+
+inline float half::decode(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;
+  if (exp == 0x1f) {
+    u = sign | 0x7f800000u | (man << 13);
+  } else if (exp == 0) {
+    if (man == 0) {
+      u = sign;
+    } else {  // subnormal: normalise
+      int e = -1;
+      do {
+        man <<= 1;
+        e++;
+      } while ((man & 0x400u) == 0);
+      u = sign | uint32_t(127 - 15 - e) << 23 | (man & 0x3ffu) << 13;
+    }
+  } else {
+    u = sign | (exp + 127 - 15) << 23 | man << 13;
   }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
-  static uint16_t from_float(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x0040u);  // quiet NaN
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return uint16_t(u >> 16);
+inline uint16_t half::encode(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  uint16_t sign = uint16_t((u >> 16) & 0x8000u);
+  int32_t exp = int32_t((u >> 23) & 0xffu);
+  uint32_t man = u & 0x7fffffu;
+  if (exp == 0xff) return uint16_t(sign | (man ? 0x7e00u : 0x7c00u));
+  if (exp == 0 && man == 0) return sign;
+  int32_t e = exp - 127 + 15;
+  if (e >= 0x1f) return uint16_t(sign | 0x7c00u);
+  if (e <= 0) {
+    if (e < -10) return sign;
+    uint32_t m = man | 0x800000u, shift = uint32_t(14 - e), hv = m >> shift;
+    uint32_t rem = m & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (hv & 1u))) hv++;
+    return uint16_t(sign | hv);
   }
-  static bfloat from_bits(uint16_t b) {
-    bfloat r;
-    r.bits = b;
-    return r;
-  }
+  uint32_t hv = uint32_t(e) << 10 | man >> 13, rem = man & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (hv & 1u))) hv++;
+  return uint16_t(sign | hv);
+}
+#endif
 
-  bfloat operator-() const { return from_bits(uint16_t(bits ^ 0x8000u)); }
-  bfloat operator+() const { return *this; }
-};
+#undef MSLEMU_SOFT16
 
 }  // namespace metal
 
@@ -65,7 +131,7 @@ struct bfloat {
 namespace mslemu {
 
 template <class T> struct is_float_like : std::is_floating_point<T> {};
-template <> struct is_float_like<_Float16> : std::true_type {};
+template <> struct is_float_like<metal::half> : std::true_type {};
 template <> struct is_float_like<metal::bfloat> : std::true_type {};
 
 template <class T> struct is_scalar_num
@@ -74,52 +140,67 @@ template <class T> struct is_scalar_num
 template <class T> constexpr bool is_float_like_v = is_float_like<T>::value;
 template <class T> constexpr bool is_scalar_num_v = is_scalar_num<T>::value;
 
-// The float type that computes T's math: float for half and bfloat (rounded back on
-// return), double for double.
-template <class T> struct compute { typedef float type; };
-template <> struct compute<double> { typedef double type; };
-
 }  // namespace mslemu
 
 namespace metal {
 
-// bfloat arithmetic. bfloat op bfloat -> bfloat; bfloat op float/double/half -> float;
-// bfloat op integer -> bfloat.
-#define MSLEMU_BF_OP(op)                                                                   \
-  inline bfloat operator op(bfloat a, bfloat b) { return bfloat(float(a) op float(b)); } \
-  template <class U, std::enable_if_t<std::is_integral<U>::value, int> = 0>              \
-  inline bfloat operator op(bfloat a, U b) { return bfloat(float(a) op float(b)); }      \
-  template <class U, std::enable_if_t<std::is_integral<U>::value, int> = 0>              \
-  inline bfloat operator op(U a, bfloat b) { return bfloat(float(a) op float(b)); }      \
-  inline float operator op(bfloat a, float b) { return float(a) op b; }                  \
-  inline float operator op(float a, bfloat b) { return a op float(b); }                  \
-  inline float operator op(bfloat a, _Float16 b) { return float(a) op float(b); }        \
-  inline float operator op(_Float16 a, bfloat b) { return float(a) op float(b); }        \
-  inline double operator op(bfloat a, double b) { return double(float(a)) op b; }        \
-  inline double operator op(double a, bfloat b) { return a op double(float(b)); }        \
-  template <class U> inline bfloat& operator op##=(bfloat& a, U b) {                     \
-    a = bfloat(float(a) op float(b));                                                    \
-    return a;                                                                            \
+// Arithmetic of a software 16-bit type S: S op S -> S; S op integer -> S; S op float ->
+// float; S op double -> double.
+#define MSLEMU_SOFT16_OP(S, op)                                                           \
+  inline S operator op(S a, S b) { return S(float(a) op float(b)); }                      \
+  template <class U, std::enable_if_t<std::is_integral<U>::value, int> = 0>               \
+  inline S operator op(S a, U b) { return S(float(a) op float(b)); }                      \
+  template <class U, std::enable_if_t<std::is_integral<U>::value, int> = 0>               \
+  inline S operator op(U a, S b) { return S(float(a) op float(b)); }                      \
+  inline float operator op(S a, float b) { return float(a) op b; }                        \
+  inline float operator op(float a, S b) { return a op float(b); }                        \
+  inline double operator op(S a, double b) { return double(float(a)) op b; }              \
+  inline double operator op(double a, S b) { return a op double(float(b)); }              \
+  template <class U> inline S& operator op##=(S& a, U b) {                                \
+    a = S(float(a) op float(b));                                                          \
+    return a;                                                                             \
   }
-MSLEMU_BF_OP(+)
-MSLEMU_BF_OP(-)
-MSLEMU_BF_OP(*)
-MSLEMU_BF_OP(/)
-#undef MSLEMU_BF_OP
+#define MSLEMU_SOFT16_CMP(S, op)                                                          \
+  inline bool operator op(S a, S b) { return float(a) op float(b); }                      \
+  template <class U, std::enable_if_t<mslemu::is_scalar_num_v<U> &&                       \
+                                          !mslemu::is_float_like_v<U>, int> = 0>          \
+  inline bool operator op(S a, U b) { return float(a) op float(b); }                      \
+  template <class U, std::enable_if_t<mslemu::is_scalar_num_v<U> &&                       \
+                                          !mslemu::is_float_like_v<U>, int> = 0>          \
+  inline bool operator op(U a, S b) { return float(a) op float(b); }                      \
+  inline bool operator op(S a, float b) { return float(a) op b; }                         \
+  inline bool operator op(float a, S b) { return a op float(b); }                         \
+  inline bool operator op(S a, double b) { return double(float(a)) op b; }                \
+  inline bool operator op(double a, S b) { return a op double(float(b)); }
+#define MSLEMU_SOFT16_ALL(S)                                                              \
+  MSLEMU_SOFT16_OP(S, +) MSLEMU_SOFT16_OP(S, -) MSLEMU_SOFT16_OP(S, *)                    \
+  MSLEMU_SOFT16_OP(S, /) MSLEMU_SOFT16_CMP(S, ==) MSLEMU_SOFT16_CMP(S, !=)                \
+  MSLEMU_SOFT16_CMP(S, <) MSLEMU_SOFT16_CMP(S, <=) MSLEMU_SOFT16_CMP(S, >)                \
+  MSLEMU_SOFT16_CMP(S, >=)
 
-#define MSLEMU_BF_CMP(op)                                                                  \
-  inline bool operator op(bfloat a, bfloat b) { return float(a) op float(b); }           \
-  template <class U, std::enable_if_t<mslemu::is_scalar_num_v<U>, int> = 0>              \
-  inline bool operator op(bfloat a, U b) { return float(a) op float(b); }                \
-  template <class U, std::enable_if_t<mslemu::is_scalar_num_v<U>, int> = 0>              \
-  inline bool operator op(U a, bfloat b) { return float(a) op float(b); }
-MSLEMU_BF_CMP(==)
-MSLEMU_BF_CMP(!=)
-MSLEMU_BF_CMP(<)
-MSLEMU_BF_CMP(<=)
-MSLEMU_BF_CMP(>)
-MSLEMU_BF_CMP(>=)
-#undef MSLEMU_BF_CMP
+MSLEMU_SOFT16_ALL(bfloat)
+#if !MSLEMU_NATIVE_HALF
+MSLEMU_SOFT16_ALL(half)
+#endif
+
+// bfloat with half: float.
+#define MSLEMU_MIXED(op, R)                                                    \
+  inline R operator op(bfloat a, half b) { return float(a) op float(b); }      \
+  inline R operator op(half a, bfloat b) { return float(a) op float(b); }
+MSLEMU_MIXED(+, float)
+MSLEMU_MIXED(-, float)
+MSLEMU_MIXED(*, float)
+MSLEMU_MIXED(/, float)
+MSLEMU_MIXED(==, bool)
+MSLEMU_MIXED(!=, bool)
+MSLEMU_MIXED(<, bool)
+MSLEMU_MIXED(<=, bool)
+MSLEMU_MIXED(>, bool)
+MSLEMU_MIXED(>=, bool)
+#undef MSLEMU_MIXED
+#undef MSLEMU_SOFT16_ALL
+#undef MSLEMU_SOFT16_CMP
+#undef MSLEMU_SOFT16_OP
 
 // numeric_limits: std's for the standard types, MSL's values for half and bfloat.
 template <class T> struct numeric_limits : std::numeric_limits<T> {};
@@ -130,6 +211,7 @@ template <> struct numeric_limits<half> {
   static constexpr bool has_infinity = true;
   static constexpr bool has_quiet_NaN = true;
   static constexpr int digits = 11;
+#if MSLEMU_NATIVE_HALF
   static constexpr half min() { return half(6.103515625e-05f); }
   static constexpr half max() { return half(65504.0f); }
   static constexpr half lowest() { return half(-65504.0f); }
@@ -137,6 +219,15 @@ template <> struct numeric_limits<half> {
   static constexpr half infinity() { return half(__builtin_inff()); }
   static constexpr half quiet_NaN() { return half(__builtin_nanf("")); }
   static constexpr half denorm_min() { return half(5.9604644775390625e-08f); }
+#else
+  static half min() { return half::from_bits(0x0400); }
+  static half max() { return half::from_bits(0x7bff); }
+  static half lowest() { return half::from_bits(0xfbff); }
+  static half epsilon() { return half::from_bits(0x1400); }
+  static half infinity() { return half::from_bits(0x7c00); }
+  static half quiet_NaN() { return half::from_bits(0x7e00); }
+  static half denorm_min() { return half::from_bits(0x0001); }
+#endif
 };
 
 template <> struct numeric_limits<bfloat> {

@@ -285,10 +285,7 @@ func (x *plan) dkdvTile(st *bwd, w *kvScratch, b, h, g, i0, rn, j0, jn, jn16, jn
 	}
 
 	// P = 2^(expA·S − L2)                         (forward: P = 2^(expA·S − m2) / l)
-	for r := 0; r < rn; r++ {
-		pr := s[r*bc : r*bc+jn16]
-		kn.ExpScalar(pr, pr, x.expA, st.l2[row+r])
-	}
+	kn.ExpRows(s, rn, jn16, bc, x.expA, st.l2[row:row+rn])
 	// O = P'·V with P' = P ∘ Z/(1−p)  ⇒  dP = dP' ∘ Z/(1−p)
 	if x.drop {
 		x.dropout(tile{x: w.z, sr: bc, sc: 1}, b, h, i0, rn, j0, jn16, x.dscale)
@@ -297,9 +294,7 @@ func (x *plan) dkdvTile(st *bwd, w *kvScratch, b, h, g, i0, rn, j0, jn, jn16, jn
 		}
 	}
 	// P = softmax(S)  ⇒  dS = P ∘ (dP − D); times d(logit)/d(q·k) = scale (· (1 − u²))
-	for r := 0; r < rn; r++ {
-		kn.DSScalar(dp2[r*bc:r*bc+jn16], s[r*bc:r*bc+jn16], dp2[r*bc:r*bc+jn16], st.dvec[row+r], x.scale)
-	}
+	kn.DSRows(dp2, s, dp2, rn, jn16, bc, st.dvec[row:row+rn], x.scale)
 	if x.softcap > 0 {
 		for r := 0; r < rn; r++ {
 			for c := 0; c < jn; c++ {
@@ -370,10 +365,7 @@ func (x *plan) dqTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 	}
 
 	// P = 2^(expA·Sᵀ − L2)
-	for c := 0; c < jn; c++ {
-		pc := sT[c*br : (c+1)*br]
-		kn.ExpVec(pc, pc, w.bsub, nil, x.expA)
-	}
+	kn.ExpCols(sT, jn, br, br, x.expA, w.bsub, nil)
 	// dP = dP' ∘ Z/(1−p); dS = P ∘ (dP − D) · scale (· (1 − u²))
 	if x.drop {
 		x.dropout(tile{x: w.z, sr: 1, sc: br}, b, h, i0, rn, ja, jn, x.dscale)
@@ -383,9 +375,7 @@ func (x *plan) dqTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 			}
 		}
 	}
-	for c := 0; c < jn; c++ {
-		kn.DSVec(dpT[c*br:(c+1)*br], sT[c*br:(c+1)*br], dpT[c*br:(c+1)*br], w.dvec, x.scale)
-	}
+	kn.DSCols(dpT, sT, dpT, jn, br, br, w.dvec, x.scale)
 	if x.softcap > 0 {
 		for c := 0; c < jn; c++ {
 			for r := 0; r < rn; r++ {

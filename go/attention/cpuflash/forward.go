@@ -22,6 +22,7 @@ type fwdScratch struct {
 	tmp  []float32 // (D) one converted row
 
 	m2, l, mx, lsum, bsub []float32 // (br) per query row: max (base 2), sum, tile max, tile sum, exp2 offset
+	corr                  []float32 // (br) per query row: rescale factor of the accumulators
 	dvec                  []float32 // (br) D_i = dO_i·O_i (dQ pass)
 	lo, hi                []int     // (br) visible key range per query row
 }
@@ -40,6 +41,7 @@ func (x *plan) newFwdScratch(backward bool) *fwdScratch {
 		mx:   make([]float32, br),
 		lsum: make([]float32, br),
 		bsub: make([]float32, br),
+		corr: make([]float32, br),
 		lo:   make([]int, br),
 		hi:   make([]int, br),
 	}
@@ -127,18 +129,19 @@ func (x *plan) forwardBlock(w *fwdScratch, b, h, i0 int, o *dst, lse []float32) 
 	// O_i = acc_i · Z-scale / l_i and L_i = ln 2 · (m2_i + log2 l_i); a row that saw no
 	// key keeps O_i = 0 and L_i = −Inf.
 	row := (b*d.H+h)*d.N + i0
+	f := w.lsum[:rn] // (rn) row factors
 	for r := 0; r < rn; r++ {
+		f[r] = 0
 		if l[r] == 0 {
-			clear(acc[r*dp : (r+1)*dp])
 			continue
 		}
-		inv := 1 / l[r]
+		f[r] = 1 / l[r]
 		if x.drop {
-			inv = x.dscale / l[r]
+			f[r] = x.dscale / l[r]
 		}
-		x.kn.Scale(acc[r*dp:(r+1)*dp], inv)
 		lse[row+r] = float32(math.Ln2 * (float64(m2[r]) + math.Log2(float64(l[r]))))
 	}
+	x.kn.ScaleRows(acc, rn, dp, dp, f)
 	o.putRows(row*d.D, rn, d.D, acc, dp)
 }
 
@@ -166,16 +169,16 @@ func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 	for r := range mx {
 		mx[r] = negInf()
 	}
-	for c := 0; c < jn; c++ {
-		kn.ColMax(mx, sT[c*br:(c+1)*br])
-	}
-	m2, l, bsub := w.m2, w.l, w.bsub[:br]
+	kn.ColMax(mx, sT, jn, br, br)
+	m2, l, bsub, corr := w.m2, w.l, w.bsub[:br], w.corr[:rn]
 	inf := float32(math.Inf(1))
+	rescale := false
 	for r := 0; r < br; r++ {
 		if r >= rn {
 			bsub[r] = inf // padding rows: exp2(· − Inf) = 0
 			continue
 		}
+		corr[r] = 1
 		mnew := max(m2[r], x.expA*mx[r])
 		if math.IsInf(float64(mnew), -1) {
 			bsub[r] = inf // nothing visible yet
@@ -183,20 +186,20 @@ func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 		}
 		bsub[r] = mnew
 		if mnew != m2[r] {
-			corr := float32(math.Exp2(float64(m2[r]) - float64(mnew))) // 0 when m2 = −Inf
-			l[r] *= corr
-			kn.Scale(w.o[r*dp:(r+1)*dp], corr)
+			corr[r] = float32(math.Exp2(float64(m2[r]) - float64(mnew))) // 0 when m2 = −Inf
+			l[r] *= corr[r]
 			m2[r] = mnew
+			rescale = true
 		}
+	}
+	if rescale {
+		kn.ScaleRows(w.o, rn, dp, dp, corr) // (rn, dp)
 	}
 
 	// P = 2^(expA·Sᵀ − m2_new), in place; l += Σ_c P[c, ·]                (jn, br)
 	lsum := w.lsum[:br]
 	clear(lsum)
-	for c := 0; c < jn; c++ {
-		row := sT[c*br : (c+1)*br]
-		kn.ExpVec(row, row, bsub, lsum, x.expA)
-	}
+	kn.ExpCols(sT, jn, br, br, x.expA, bsub, lsum)
 	for r := 0; r < rn; r++ {
 		l[r] += lsum[r]
 	}

@@ -19,18 +19,21 @@ type kernels struct {
 	// gemm: C[m×n] (+)= A·B with A(i, p) = a[i·rs + p·ks], B(p, j) = b[p·ldb + j],
 	// C(i, j) = c[i·ldc + j]; m%mr == 0, n%nr == 0, k ≥ 1.
 	gemm func(m, n, k int, a []float32, rs, ks int, b []float32, ldb int, c []float32, ldc int, acc bool)
-	// expVec: dst[i] = 2^(a·src[i] − b[i]); sum[i] += dst[i] when sum != nil. len%8 == 0.
-	expVec func(dst, src, b, sum []float32, a float32)
-	// expScalar: dst[i] = 2^(a·src[i] − b). len%8 == 0.
-	expScalar func(dst, src []float32, a, b float32)
-	// colMax: mx[i] = max(mx[i], src[i]). len%8 == 0.
-	colMax func(mx, src []float32)
-	// dsVec: ds[i] = p[i]·(dp[i] − d[i])·s. len%8 == 0.
-	dsVec func(ds, p, dp, d []float32, s float32)
-	// dsScalar: ds[i] = p[i]·(dp[i] − d)·s. len%8 == 0.
-	dsScalar func(ds, p, dp []float32, d, s float32)
-	// scale: x[i] *= a. len%8 == 0.
-	scale func(x []float32, a float32)
+	// The elementwise kernels work on whole tiles: element (r, c) at r·ld + c for r < rows,
+	// c < cols, with cols%8 == 0 and cols ≤ ld.
+	//
+	// expCols: x = 2^(a·x − b[c]), in place; sum[c] += x when sum != nil (row by row).
+	expCols func(x []float32, rows, cols, ld int, a float32, b, sum []float32)
+	// expRows: x = 2^(a·x − b[r]), in place.
+	expRows func(x []float32, rows, cols, ld int, a float32, b []float32)
+	// colMax: mx[c] = max(mx[c], x(r, c)) over the rows.
+	colMax func(mx, x []float32, rows, cols, ld int)
+	// dsCols: ds = p·(dp − d[c])·s elementwise (ds may alias p or dp).
+	dsCols func(ds, p, dp []float32, rows, cols, ld int, d []float32, s float32)
+	// dsRows: ds = p·(dp − d[r])·s elementwise (ds may alias p or dp).
+	dsRows func(ds, p, dp []float32, rows, cols, ld int, d []float32, s float32)
+	// scaleRows: x(r, c) *= f[r].
+	scaleRows func(x []float32, rows, cols, ld int, f []float32)
 }
 
 // genericKernels are the pure-Go loops, for every architecture.
@@ -38,12 +41,12 @@ func genericKernels() *kernels {
 	return &kernels{
 		name:      "go",
 		gemm:      gemmGo,
-		expVec:    expVecGo,
-		expScalar: expScalarGo,
+		expCols:   expColsGo,
+		expRows:   expRowsGo,
 		colMax:    colMaxGo,
-		dsVec:     dsVecGo,
-		dsScalar:  dsScalarGo,
-		scale:     scaleGo,
+		dsCols:    dsColsGo,
+		dsRows:    dsRowsGo,
+		scaleRows: scaleRowsGo,
 	}
 }
 
@@ -75,66 +78,81 @@ func (kn *kernels) GEMM(m, n, k int, a []float32, rs, ks int, b []float32, ldb i
 	kn.gemm(m, n, k, a, rs, ks, b, ldb, c, ldc, acc)
 }
 
-func checkLen(op string, n int, lens ...int) {
-	if n%8 != 0 {
-		panic(fmt.Sprintf("cpuflash: %s length %d is not a multiple of 8", op, n))
+// checkTile panics unless every tile operand holds rows × cols elements at stride ld, and
+// cols is a multiple of 8 within ld.
+func checkTile(op string, rows, cols, ld int, tiles ...[]float32) {
+	if rows < 0 || cols < 0 || cols%8 != 0 || cols > ld {
+		panic(fmt.Sprintf("cpuflash: %s tile rows=%d cols=%d ld=%d", op, rows, cols, ld))
 	}
-	for _, l := range lens {
-		if l < n {
-			panic(fmt.Sprintf("cpuflash: %s operand has %d elements, needs %d", op, l, n))
+	for _, t := range tiles {
+		if rows > 0 && (rows-1)*ld+cols > len(t) {
+			panic(fmt.Sprintf("cpuflash: %s tile has %d elements, needs %d", op, len(t), (rows-1)*ld+cols))
 		}
 	}
 }
 
-// ExpVec checks lengths and runs expVec over len(dst) elements.
-func (kn *kernels) ExpVec(dst, src, b, sum []float32, a float32) {
+func checkVec(op string, n int, vs ...[]float32) {
+	for _, v := range vs {
+		if len(v) < n {
+			panic(fmt.Sprintf("cpuflash: %s vector has %d elements, needs %d", op, len(v), n))
+		}
+	}
+}
+
+// ExpCols checks its operands and runs expCols.
+func (kn *kernels) ExpCols(x []float32, rows, cols, ld int, a float32, b, sum []float32) {
+	checkTile("expCols", rows, cols, ld, x)
+	checkVec("expCols", cols, b)
 	if sum != nil {
-		checkLen("expVec", len(dst), len(src), len(b), len(sum))
-	} else {
-		checkLen("expVec", len(dst), len(src), len(b))
+		checkVec("expCols", cols, sum)
 	}
-	if len(dst) > 0 {
-		kn.expVec(dst, src, b, sum, a)
+	if rows > 0 && cols > 0 {
+		kn.expCols(x, rows, cols, ld, a, b, sum)
 	}
 }
 
-// ExpScalar checks lengths and runs expScalar over len(dst) elements.
-func (kn *kernels) ExpScalar(dst, src []float32, a, b float32) {
-	checkLen("expScalar", len(dst), len(src))
-	if len(dst) > 0 {
-		kn.expScalar(dst, src, a, b)
+// ExpRows checks its operands and runs expRows.
+func (kn *kernels) ExpRows(x []float32, rows, cols, ld int, a float32, b []float32) {
+	checkTile("expRows", rows, cols, ld, x)
+	checkVec("expRows", rows, b)
+	if rows > 0 && cols > 0 {
+		kn.expRows(x, rows, cols, ld, a, b)
 	}
 }
 
-// ColMax checks lengths and runs colMax over len(mx) elements.
-func (kn *kernels) ColMax(mx, src []float32) {
-	checkLen("colMax", len(mx), len(src))
-	if len(mx) > 0 {
-		kn.colMax(mx, src)
+// ColMax checks its operands and runs colMax.
+func (kn *kernels) ColMax(mx, x []float32, rows, cols, ld int) {
+	checkTile("colMax", rows, cols, ld, x)
+	checkVec("colMax", cols, mx)
+	if rows > 0 && cols > 0 {
+		kn.colMax(mx, x, rows, cols, ld)
 	}
 }
 
-// DSVec checks lengths and runs dsVec over len(ds) elements.
-func (kn *kernels) DSVec(ds, p, dp, d []float32, s float32) {
-	checkLen("dsVec", len(ds), len(p), len(dp), len(d))
-	if len(ds) > 0 {
-		kn.dsVec(ds, p, dp, d, s)
+// DSCols checks its operands and runs dsCols.
+func (kn *kernels) DSCols(ds, p, dp []float32, rows, cols, ld int, d []float32, s float32) {
+	checkTile("dsCols", rows, cols, ld, ds, p, dp)
+	checkVec("dsCols", cols, d)
+	if rows > 0 && cols > 0 {
+		kn.dsCols(ds, p, dp, rows, cols, ld, d, s)
 	}
 }
 
-// DSScalar checks lengths and runs dsScalar over len(ds) elements.
-func (kn *kernels) DSScalar(ds, p, dp []float32, d, s float32) {
-	checkLen("dsScalar", len(ds), len(p), len(dp))
-	if len(ds) > 0 {
-		kn.dsScalar(ds, p, dp, d, s)
+// DSRows checks its operands and runs dsRows.
+func (kn *kernels) DSRows(ds, p, dp []float32, rows, cols, ld int, d []float32, s float32) {
+	checkTile("dsRows", rows, cols, ld, ds, p, dp)
+	checkVec("dsRows", rows, d)
+	if rows > 0 && cols > 0 {
+		kn.dsRows(ds, p, dp, rows, cols, ld, d, s)
 	}
 }
 
-// Scale checks the length and runs scale.
-func (kn *kernels) Scale(x []float32, a float32) {
-	checkLen("scale", len(x))
-	if len(x) > 0 {
-		kn.scale(x, a)
+// ScaleRows checks its operands and runs scaleRows.
+func (kn *kernels) ScaleRows(x []float32, rows, cols, ld int, f []float32) {
+	checkTile("scaleRows", rows, cols, ld, x)
+	checkVec("scaleRows", rows, f)
+	if rows > 0 && cols > 0 {
+		kn.scaleRows(x, rows, cols, ld, f)
 	}
 }
 

@@ -8,22 +8,22 @@ import "golang.org/x/sys/cpu"
 func gemmAVX2(m, n, k int, a *float32, rs, ks int, b *float32, ldb int, c *float32, ldc int, acc int)
 
 //go:noescape
-func expVecAVX2(dst, src, b, sum *float32, n int, a float32)
+func expColsAVX2(x *float32, rows, cols, ld int, a float32, b, sum *float32)
 
 //go:noescape
-func expScalarAVX2(dst, src *float32, n int, a, b float32)
+func expRowsAVX2(x *float32, rows, cols, ld int, a float32, b *float32)
 
 //go:noescape
-func colMaxAVX2(mx, src *float32, n int)
+func colMaxAVX2(mx, x *float32, rows, cols, ld int)
 
 //go:noescape
-func dsVecAVX2(ds, p, dp, d *float32, n int, s float32)
+func dsColsAVX2(ds, p, dp *float32, rows, cols, ld int, d *float32, s float32)
 
 //go:noescape
-func dsScalarAVX2(ds, p, dp *float32, n int, d, s float32)
+func dsRowsAVX2(ds, p, dp *float32, rows, cols, ld int, d *float32, s float32)
 
 //go:noescape
-func scaleAVX2(x *float32, n int, a float32)
+func scaleRowsAVX2(x *float32, rows, cols, ld int, f *float32)
 
 // simdKernels returns the AVX2 + FMA kernels when the CPU has them and the OS saves the
 // YMM registers (golang.org/x/sys/cpu checks both), and nil otherwise.
@@ -36,17 +36,23 @@ func simdKernels() *kernels {
 		gemm: func(m, n, k int, a []float32, rs, ks int, b []float32, ldb int, c []float32, ldc int, acc bool) {
 			gemmAVX2(m, n, k, &a[0], rs, ks, &b[0], ldb, &c[0], ldc, b2i(acc))
 		},
-		expVec: func(dst, src, b, sum []float32, a float32) {
+		expCols: func(x []float32, rows, cols, ld int, a float32, b, sum []float32) {
 			var ps *float32
 			if sum != nil {
 				ps = &sum[0]
 			}
-			expVecAVX2(&dst[0], &src[0], &b[0], ps, len(dst), a)
+			expColsAVX2(&x[0], rows, cols, ld, a, &b[0], ps)
 		},
-		expScalar: func(dst, src []float32, a, b float32) { expScalarAVX2(&dst[0], &src[0], len(dst), a, b) },
-		colMax:    func(mx, src []float32) { colMaxAVX2(&mx[0], &src[0], len(mx)) },
-		dsVec:     func(ds, p, dp, d []float32, s float32) { dsVecAVX2(&ds[0], &p[0], &dp[0], &d[0], len(ds), s) },
-		dsScalar:  func(ds, p, dp []float32, d, s float32) { dsScalarAVX2(&ds[0], &p[0], &dp[0], len(ds), d, s) },
-		scale:     func(x []float32, a float32) { scaleAVX2(&x[0], len(x), a) },
+		expRows: func(x []float32, rows, cols, ld int, a float32, b []float32) {
+			expRowsAVX2(&x[0], rows, cols, ld, a, &b[0])
+		},
+		colMax: func(mx, x []float32, rows, cols, ld int) { colMaxAVX2(&mx[0], &x[0], rows, cols, ld) },
+		dsCols: func(ds, p, dp []float32, rows, cols, ld int, d []float32, s float32) {
+			dsColsAVX2(&ds[0], &p[0], &dp[0], rows, cols, ld, &d[0], s)
+		},
+		dsRows: func(ds, p, dp []float32, rows, cols, ld int, d []float32, s float32) {
+			dsRowsAVX2(&ds[0], &p[0], &dp[0], rows, cols, ld, &d[0], s)
+		},
+		scaleRows: func(x []float32, rows, cols, ld int, f []float32) { scaleRowsAVX2(&x[0], rows, cols, ld, &f[0]) },
 	}
 }

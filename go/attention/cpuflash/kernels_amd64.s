@@ -169,110 +169,157 @@ store:
 	VZEROUPPER
 	RET
 
-// func expVecAVX2(dst, src, b, sum *float32, n int, a float32)
-TEXT ·expVecAVX2(SB), NOSPLIT, $0-44
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ b+16(FP), DX
-	MOVQ sum+24(FP), R8
-	MOVQ n+32(FP), CX
+// The tile kernels below walk rows r < rows (stride ld elements) and, within a row,
+// columns c < cols (a multiple of 8) in steps of 8. rows ≥ 1 and cols ≥ 8.
+
+// func expColsAVX2(x *float32, rows, cols, ld int, a float32, b, sum *float32)
+// x = 2^(a·x − b[c]) in place; sum[c] += x when sum != nil.
+TEXT ·expColsAVX2(SB), NOSPLIT, $0-56
+	MOVQ x+0(FP), DI
+	MOVQ rows+8(FP), R9
+	MOVQ cols+16(FP), CX
 	SHLQ $2, CX
-	VBROADCASTSS a+40(FP), Y15
+	MOVQ ld+24(FP), R10
+	SHLQ $2, R10
+	VBROADCASTSS a+32(FP), Y15
+	MOVQ b+40(FP), DX
+	MOVQ sum+48(FP), R8
 	LOADEXP2
+
+ecrow:
 	XORQ AX, AX
 
-evloop:
+eccol:
 	VMOVUPS (DX)(AX*1), Y0
-	VFMSUB231PS (SI)(AX*1), Y15, Y0 // x = a·src − b
+	VFMSUB231PS (DI)(AX*1), Y15, Y0 // a·x − b
 	EXP2(Y0, Y1, Y2, Y4, Y3)
 	VMOVUPS Y3, (DI)(AX*1)
 	TESTQ R8, R8
-	JZ   evnext
+	JZ   ecnext
 	VADDPS (R8)(AX*1), Y3, Y3
 	VMOVUPS Y3, (R8)(AX*1)
 
-evnext:
+ecnext:
 	ADDQ $32, AX
 	CMPQ AX, CX
-	JLT  evloop
+	JLT  eccol
+	ADDQ R10, DI
+	DECQ R9
+	JNZ  ecrow
 	VZEROUPPER
 	RET
 
-// func expScalarAVX2(dst, src *float32, n int, a, b float32)
-TEXT ·expScalarAVX2(SB), NOSPLIT, $0-32
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
+// func expRowsAVX2(x *float32, rows, cols, ld int, a float32, b *float32)
+// x = 2^(a·x − b[r]) in place.
+TEXT ·expRowsAVX2(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), DI
+	MOVQ rows+8(FP), R9
+	MOVQ cols+16(FP), CX
 	SHLQ $2, CX
-	VBROADCASTSS a+24(FP), Y15
-	VBROADCASTSS b+28(FP), Y5
+	MOVQ ld+24(FP), R10
+	SHLQ $2, R10
+	VBROADCASTSS a+32(FP), Y15
+	MOVQ b+40(FP), DX
 	LOADEXP2
+
+errow:
+	VBROADCASTSS (DX), Y5
 	XORQ AX, AX
 
-esloop:
+ercol:
 	VMOVAPS Y5, Y0
-	VFMSUB231PS (SI)(AX*1), Y15, Y0 // x = a·src − b
+	VFMSUB231PS (DI)(AX*1), Y15, Y0 // a·x − b
 	EXP2(Y0, Y1, Y2, Y4, Y3)
 	VMOVUPS Y3, (DI)(AX*1)
 	ADDQ $32, AX
 	CMPQ AX, CX
-	JLT  esloop
+	JLT  ercol
+	ADDQ $4, DX
+	ADDQ R10, DI
+	DECQ R9
+	JNZ  errow
 	VZEROUPPER
 	RET
 
-// func colMaxAVX2(mx, src *float32, n int)
-TEXT ·colMaxAVX2(SB), NOSPLIT, $0-24
+// func colMaxAVX2(mx, x *float32, rows, cols, ld int)
+TEXT ·colMaxAVX2(SB), NOSPLIT, $0-40
 	MOVQ mx+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ n+16(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ rows+16(FP), R9
+	MOVQ cols+24(FP), CX
 	SHLQ $2, CX
+	MOVQ ld+32(FP), R10
+	SHLQ $2, R10
+
+cmrow:
 	XORQ AX, AX
 
-cmloop:
+cmcol:
 	VMOVUPS (DI)(AX*1), Y0
 	VMAXPS (SI)(AX*1), Y0, Y0
 	VMOVUPS Y0, (DI)(AX*1)
 	ADDQ $32, AX
 	CMPQ AX, CX
-	JLT  cmloop
+	JLT  cmcol
+	ADDQ R10, SI
+	DECQ R9
+	JNZ  cmrow
 	VZEROUPPER
 	RET
 
-// func dsVecAVX2(ds, p, dp, d *float32, n int, s float32)
-TEXT ·dsVecAVX2(SB), NOSPLIT, $0-44
+// func dsColsAVX2(ds, p, dp *float32, rows, cols, ld int, d *float32, s float32)
+// ds = p·(dp − d[c])·s.
+TEXT ·dsColsAVX2(SB), NOSPLIT, $0-60
 	MOVQ ds+0(FP), DI
 	MOVQ p+8(FP), SI
 	MOVQ dp+16(FP), R8
-	MOVQ d+24(FP), R9
-	MOVQ n+32(FP), CX
+	MOVQ rows+24(FP), R9
+	MOVQ cols+32(FP), CX
 	SHLQ $2, CX
-	VBROADCASTSS s+40(FP), Y15
+	MOVQ ld+40(FP), R10
+	SHLQ $2, R10
+	MOVQ d+48(FP), DX
+	VBROADCASTSS s+56(FP), Y15
+
+dcrow:
 	XORQ AX, AX
 
-dvloop:
+dccol:
 	VMOVUPS (R8)(AX*1), Y0
-	VSUBPS (R9)(AX*1), Y0, Y0
+	VSUBPS (DX)(AX*1), Y0, Y0
 	VMULPS (SI)(AX*1), Y0, Y0
 	VMULPS Y15, Y0, Y0
 	VMOVUPS Y0, (DI)(AX*1)
 	ADDQ $32, AX
 	CMPQ AX, CX
-	JLT  dvloop
+	JLT  dccol
+	ADDQ R10, DI
+	ADDQ R10, SI
+	ADDQ R10, R8
+	DECQ R9
+	JNZ  dcrow
 	VZEROUPPER
 	RET
 
-// func dsScalarAVX2(ds, p, dp *float32, n int, d, s float32)
-TEXT ·dsScalarAVX2(SB), NOSPLIT, $0-40
+// func dsRowsAVX2(ds, p, dp *float32, rows, cols, ld int, d *float32, s float32)
+// ds = p·(dp − d[r])·s.
+TEXT ·dsRowsAVX2(SB), NOSPLIT, $0-60
 	MOVQ ds+0(FP), DI
 	MOVQ p+8(FP), SI
 	MOVQ dp+16(FP), R8
-	MOVQ n+24(FP), CX
+	MOVQ rows+24(FP), R9
+	MOVQ cols+32(FP), CX
 	SHLQ $2, CX
-	VBROADCASTSS d+32(FP), Y14
-	VBROADCASTSS s+36(FP), Y15
+	MOVQ ld+40(FP), R10
+	SHLQ $2, R10
+	MOVQ d+48(FP), DX
+	VBROADCASTSS s+56(FP), Y15
+
+drrow:
+	VBROADCASTSS (DX), Y14
 	XORQ AX, AX
 
-dsloop:
+drcol:
 	VMOVUPS (R8)(AX*1), Y0
 	VSUBPS Y14, Y0, Y0
 	VMULPS (SI)(AX*1), Y0, Y0
@@ -280,23 +327,40 @@ dsloop:
 	VMOVUPS Y0, (DI)(AX*1)
 	ADDQ $32, AX
 	CMPQ AX, CX
-	JLT  dsloop
+	JLT  drcol
+	ADDQ $4, DX
+	ADDQ R10, DI
+	ADDQ R10, SI
+	ADDQ R10, R8
+	DECQ R9
+	JNZ  drrow
 	VZEROUPPER
 	RET
 
-// func scaleAVX2(x *float32, n int, a float32)
-TEXT ·scaleAVX2(SB), NOSPLIT, $0-20
+// func scaleRowsAVX2(x *float32, rows, cols, ld int, f *float32)
+// x(r, c) *= f[r].
+TEXT ·scaleRowsAVX2(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), DI
-	MOVQ n+8(FP), CX
+	MOVQ rows+8(FP), R9
+	MOVQ cols+16(FP), CX
 	SHLQ $2, CX
-	VBROADCASTSS a+16(FP), Y15
+	MOVQ ld+24(FP), R10
+	SHLQ $2, R10
+	MOVQ f+32(FP), DX
+
+srrow:
+	VBROADCASTSS (DX), Y15
 	XORQ AX, AX
 
-scloop:
+srcol:
 	VMULPS (DI)(AX*1), Y15, Y0
 	VMOVUPS Y0, (DI)(AX*1)
 	ADDQ $32, AX
 	CMPQ AX, CX
-	JLT  scloop
+	JLT  srcol
+	ADDQ $4, DX
+	ADDQ R10, DI
+	DECQ R9
+	JNZ  srrow
 	VZEROUPPER
 	RET

@@ -6,22 +6,22 @@ package cpuflash
 func gemmNEON(m, n, k int, a *float32, rs, ks int, b *float32, ldb int, c *float32, ldc int, acc int)
 
 //go:noescape
-func expVecNEON(dst, src, b, sum *float32, n int, a float32)
+func expColsNEON(x *float32, rows, cols, ld int, a float32, b, sum *float32)
 
 //go:noescape
-func expScalarNEON(dst, src *float32, n int, a, b float32)
+func expRowsNEON(x *float32, rows, cols, ld int, a float32, b *float32)
 
 //go:noescape
-func colMaxNEON(mx, src *float32, n int)
+func colMaxNEON(mx, x *float32, rows, cols, ld int)
 
 //go:noescape
-func dsVecNEON(ds, p, dp, d *float32, n int, s float32)
+func dsColsNEON(ds, p, dp *float32, rows, cols, ld int, d *float32, s float32)
 
 //go:noescape
-func dsScalarNEON(ds, p, dp *float32, n int, d, s float32)
+func dsRowsNEON(ds, p, dp *float32, rows, cols, ld int, d *float32, s float32)
 
 //go:noescape
-func scaleNEON(x *float32, n int, a float32)
+func scaleRowsNEON(x *float32, rows, cols, ld int, f *float32)
 
 // simdKernels returns the NEON kernels. Advanced SIMD is part of every arm64 CPU Go runs
 // on (the Go port requires ARMv8-A), so there is nothing to detect.
@@ -31,17 +31,23 @@ func simdKernels() *kernels {
 		gemm: func(m, n, k int, a []float32, rs, ks int, b []float32, ldb int, c []float32, ldc int, acc bool) {
 			gemmNEON(m, n, k, &a[0], rs, ks, &b[0], ldb, &c[0], ldc, b2i(acc))
 		},
-		expVec: func(dst, src, b, sum []float32, a float32) {
+		expCols: func(x []float32, rows, cols, ld int, a float32, b, sum []float32) {
 			var ps *float32
 			if sum != nil {
 				ps = &sum[0]
 			}
-			expVecNEON(&dst[0], &src[0], &b[0], ps, len(dst), a)
+			expColsNEON(&x[0], rows, cols, ld, a, &b[0], ps)
 		},
-		expScalar: func(dst, src []float32, a, b float32) { expScalarNEON(&dst[0], &src[0], len(dst), a, b) },
-		colMax:    func(mx, src []float32) { colMaxNEON(&mx[0], &src[0], len(mx)) },
-		dsVec:     func(ds, p, dp, d []float32, s float32) { dsVecNEON(&ds[0], &p[0], &dp[0], &d[0], len(ds), s) },
-		dsScalar:  func(ds, p, dp []float32, d, s float32) { dsScalarNEON(&ds[0], &p[0], &dp[0], len(ds), d, s) },
-		scale:     func(x []float32, a float32) { scaleNEON(&x[0], len(x), a) },
+		expRows: func(x []float32, rows, cols, ld int, a float32, b []float32) {
+			expRowsNEON(&x[0], rows, cols, ld, a, &b[0])
+		},
+		colMax: func(mx, x []float32, rows, cols, ld int) { colMaxNEON(&mx[0], &x[0], rows, cols, ld) },
+		dsCols: func(ds, p, dp []float32, rows, cols, ld int, d []float32, s float32) {
+			dsColsNEON(&ds[0], &p[0], &dp[0], rows, cols, ld, &d[0], s)
+		},
+		dsRows: func(ds, p, dp []float32, rows, cols, ld int, d []float32, s float32) {
+			dsRowsNEON(&ds[0], &p[0], &dp[0], rows, cols, ld, &d[0], s)
+		},
+		scaleRows: func(x []float32, rows, cols, ld int, f []float32) { scaleRowsNEON(&x[0], rows, cols, ld, &f[0]) },
 	}
 }

@@ -192,124 +192,202 @@ kloop:
 	BLT  strip
 	RET
 
-// func expVecNEON(dst, src, b, sum *float32, n int, a float32)
-TEXT ·expVecNEON(SB), NOSPLIT, $0-44
-	MOVD  dst+0(FP), R10
-	MOVD  src+8(FP), R11
-	MOVD  b+16(FP), R12
-	MOVD  sum+24(FP), R13
-	MOVD  n+32(FP), R14
-	MOVWU a+40(FP), R2
+// The tile kernels below walk rows r < rows (stride ld elements) and, within a row,
+// columns c < cols (a multiple of 8) in steps of 4. rows ≥ 1 and cols ≥ 8.
+
+// func expColsNEON(x *float32, rows, cols, ld int, a float32, b, sum *float32)
+// x = 2^(a·x − b[c]) in place; sum[c] += x when sum != nil.
+TEXT ·expColsNEON(SB), NOSPLIT, $0-56
+	MOVD  x+0(FP), R10
+	MOVD  rows+8(FP), R9
+	MOVD  cols+16(FP), R14
+	MOVD  ld+24(FP), R15
+	LSL   $2, R15, R15
+	MOVWU a+32(FP), R2
 	VDUP  R2, V25.S4
+	MOVD  b+40(FP), R12
+	MOVD  sum+48(FP), R13
 	LOADEXP2
 
-evloop:
-	VLD1.P 16(R12), [V0.S4]
-	VLD1.P 16(R11), [V6.S4]
-	VFMLS  V6.S4, V25.S4, V0.S4 // b − a·src
+ecrow:
+	MOVD R10, R11
+	MOVD R12, R3
+	MOVD R13, R4
+	MOVD R14, R5
+
+eccol:
+	VLD1.P 16(R3), [V0.S4]
+	VLD1   (R11), [V6.S4]
+	VFMLS  V6.S4, V25.S4, V0.S4 // b − a·x
 	EXP2
-	VST1.P [V3.S4], 16(R10)
-	CBZ    R13, evnext
-	VLD1   (R13), [V6.S4]
+	VST1.P [V3.S4], 16(R11)
+	CBZ    R13, ecnext
+	VLD1   (R4), [V6.S4]
 	WORD   $0x4e23d4c6          // fadd v6.4s, v6.4s, v3.4s
-	VST1.P [V6.S4], 16(R13)
+	VST1.P [V6.S4], 16(R4)
 
-evnext:
-	SUBS $4, R14, R14
-	BNE  evloop
+ecnext:
+	SUBS $4, R5, R5
+	BNE  eccol
+	ADD  R15, R10, R10
+	SUBS $1, R9, R9
+	BNE  ecrow
 	RET
 
-// func expScalarNEON(dst, src *float32, n int, a, b float32)
-TEXT ·expScalarNEON(SB), NOSPLIT, $0-32
-	MOVD  dst+0(FP), R10
-	MOVD  src+8(FP), R11
-	MOVD  n+16(FP), R14
-	MOVWU a+24(FP), R2
+// func expRowsNEON(x *float32, rows, cols, ld int, a float32, b *float32)
+// x = 2^(a·x − b[r]) in place.
+TEXT ·expRowsNEON(SB), NOSPLIT, $0-48
+	MOVD  x+0(FP), R10
+	MOVD  rows+8(FP), R9
+	MOVD  cols+16(FP), R14
+	MOVD  ld+24(FP), R15
+	LSL   $2, R15, R15
+	MOVWU a+32(FP), R2
 	VDUP  R2, V25.S4
-	MOVWU b+28(FP), R2
-	VDUP  R2, V26.S4
+	MOVD  b+40(FP), R12
 	LOADEXP2
 
-esloop:
+errow:
+	VLD1R.P 4(R12), [V26.S4]
+	MOVD    R10, R11
+	MOVD    R14, R5
+
+ercol:
 	VORR   V26.B16, V26.B16, V0.B16
-	VLD1.P 16(R11), [V6.S4]
-	VFMLS  V6.S4, V25.S4, V0.S4 // b − a·src
+	VLD1   (R11), [V6.S4]
+	VFMLS  V6.S4, V25.S4, V0.S4 // b − a·x
 	EXP2
-	VST1.P [V3.S4], 16(R10)
-	SUBS   $4, R14, R14
-	BNE    esloop
+	VST1.P [V3.S4], 16(R11)
+	SUBS   $4, R5, R5
+	BNE    ercol
+	ADD    R15, R10, R10
+	SUBS   $1, R9, R9
+	BNE    errow
 	RET
 
-// func colMaxNEON(mx, src *float32, n int)
-TEXT ·colMaxNEON(SB), NOSPLIT, $0-24
+// func colMaxNEON(mx, x *float32, rows, cols, ld int)
+TEXT ·colMaxNEON(SB), NOSPLIT, $0-40
 	MOVD mx+0(FP), R10
-	MOVD src+8(FP), R11
-	MOVD n+16(FP), R14
+	MOVD x+8(FP), R11
+	MOVD rows+16(FP), R9
+	MOVD cols+24(FP), R14
+	MOVD ld+32(FP), R15
+	LSL  $2, R15, R15
 
-cmloop:
-	VLD1   (R10), [V0.S4]
-	VLD1.P 16(R11), [V1.S4]
+cmrow:
+	MOVD R10, R3
+	MOVD R11, R4
+	MOVD R14, R5
+
+cmcol:
+	VLD1   (R3), [V0.S4]
+	VLD1.P 16(R4), [V1.S4]
 	WORD   $0x4e21f400 // fmax v0.4s, v0.4s, v1.4s
-	VST1.P [V0.S4], 16(R10)
-	SUBS   $4, R14, R14
-	BNE    cmloop
+	VST1.P [V0.S4], 16(R3)
+	SUBS   $4, R5, R5
+	BNE    cmcol
+	ADD    R15, R11, R11
+	SUBS   $1, R9, R9
+	BNE    cmrow
 	RET
 
-// func dsVecNEON(ds, p, dp, d *float32, n int, s float32)
-TEXT ·dsVecNEON(SB), NOSPLIT, $0-44
+// func dsColsNEON(ds, p, dp *float32, rows, cols, ld int, d *float32, s float32)
+// ds = p·(dp − d[c])·s.
+TEXT ·dsColsNEON(SB), NOSPLIT, $0-60
 	MOVD  ds+0(FP), R10
 	MOVD  p+8(FP), R11
 	MOVD  dp+16(FP), R12
-	MOVD  d+24(FP), R13
-	MOVD  n+32(FP), R14
-	MOVWU s+40(FP), R2
+	MOVD  rows+24(FP), R9
+	MOVD  cols+32(FP), R14
+	MOVD  ld+40(FP), R15
+	LSL   $2, R15, R15
+	MOVD  d+48(FP), R13
+	MOVWU s+56(FP), R2
 	VDUP  R2, V25.S4
 
-dvloop:
-	VLD1.P 16(R12), [V0.S4]
-	VLD1.P 16(R13), [V1.S4]
-	VLD1.P 16(R11), [V2.S4]
+dcrow:
+	MOVD R10, R3
+	MOVD R11, R4
+	MOVD R12, R6
+	MOVD R13, R7
+	MOVD R14, R5
+
+dccol:
+	VLD1.P 16(R6), [V0.S4]
+	VLD1.P 16(R7), [V1.S4]
+	VLD1.P 16(R4), [V2.S4]
 	WORD   $0x4ea1d400 // fsub v0.4s, v0.4s, v1.4s
 	WORD   $0x6e22dc00 // fmul v0.4s, v0.4s, v2.4s
 	WORD   $0x6e39dc00 // fmul v0.4s, v0.4s, v25.4s
-	VST1.P [V0.S4], 16(R10)
-	SUBS   $4, R14, R14
-	BNE    dvloop
+	VST1.P [V0.S4], 16(R3)
+	SUBS   $4, R5, R5
+	BNE    dccol
+	ADD    R15, R10, R10
+	ADD    R15, R11, R11
+	ADD    R15, R12, R12
+	SUBS   $1, R9, R9
+	BNE    dcrow
 	RET
 
-// func dsScalarNEON(ds, p, dp *float32, n int, d, s float32)
-TEXT ·dsScalarNEON(SB), NOSPLIT, $0-40
+// func dsRowsNEON(ds, p, dp *float32, rows, cols, ld int, d *float32, s float32)
+// ds = p·(dp − d[r])·s.
+TEXT ·dsRowsNEON(SB), NOSPLIT, $0-60
 	MOVD  ds+0(FP), R10
 	MOVD  p+8(FP), R11
 	MOVD  dp+16(FP), R12
-	MOVD  n+24(FP), R14
-	MOVWU d+32(FP), R2
-	VDUP  R2, V24.S4
-	MOVWU s+36(FP), R2
+	MOVD  rows+24(FP), R9
+	MOVD  cols+32(FP), R14
+	MOVD  ld+40(FP), R15
+	LSL   $2, R15, R15
+	MOVD  d+48(FP), R13
+	MOVWU s+56(FP), R2
 	VDUP  R2, V25.S4
 
-dsloop:
-	VLD1.P 16(R12), [V0.S4]
-	VLD1.P 16(R11), [V2.S4]
+drrow:
+	VLD1R.P 4(R13), [V24.S4]
+	MOVD    R10, R3
+	MOVD    R11, R4
+	MOVD    R12, R6
+	MOVD    R14, R5
+
+drcol:
+	VLD1.P 16(R6), [V0.S4]
+	VLD1.P 16(R4), [V2.S4]
 	WORD   $0x4eb8d400 // fsub v0.4s, v0.4s, v24.4s
 	WORD   $0x6e22dc00 // fmul v0.4s, v0.4s, v2.4s
 	WORD   $0x6e39dc00 // fmul v0.4s, v0.4s, v25.4s
-	VST1.P [V0.S4], 16(R10)
-	SUBS   $4, R14, R14
-	BNE    dsloop
+	VST1.P [V0.S4], 16(R3)
+	SUBS   $4, R5, R5
+	BNE    drcol
+	ADD    R15, R10, R10
+	ADD    R15, R11, R11
+	ADD    R15, R12, R12
+	SUBS   $1, R9, R9
+	BNE    drrow
 	RET
 
-// func scaleNEON(x *float32, n int, a float32)
-TEXT ·scaleNEON(SB), NOSPLIT, $0-20
-	MOVD  x+0(FP), R10
-	MOVD  n+8(FP), R14
-	MOVWU a+16(FP), R2
-	VDUP  R2, V25.S4
+// func scaleRowsNEON(x *float32, rows, cols, ld int, f *float32)
+// x(r, c) *= f[r].
+TEXT ·scaleRowsNEON(SB), NOSPLIT, $0-40
+	MOVD x+0(FP), R10
+	MOVD rows+8(FP), R9
+	MOVD cols+16(FP), R14
+	MOVD ld+24(FP), R15
+	LSL  $2, R15, R15
+	MOVD f+32(FP), R12
 
-scloop:
-	VLD1   (R10), [V0.S4]
+srrow:
+	VLD1R.P 4(R12), [V25.S4]
+	MOVD    R10, R11
+	MOVD    R14, R5
+
+srcol:
+	VLD1   (R11), [V0.S4]
 	WORD   $0x6e39dc00 // fmul v0.4s, v0.4s, v25.4s
-	VST1.P [V0.S4], 16(R10)
-	SUBS   $4, R14, R14
-	BNE    scloop
+	VST1.P [V0.S4], 16(R11)
+	SUBS   $4, R5, R5
+	BNE    srcol
+	ADD    R15, R10, R10
+	SUBS   $1, R9, R9
+	BNE    srrow
 	RET

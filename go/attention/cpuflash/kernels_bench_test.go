@@ -36,15 +36,15 @@ func BenchmarkExp(b *testing.B) {
 			continue
 		}
 		b.Run(kn.name, func(b *testing.B) {
-			x := make([]float32, 960)
-			y := make([]float32, 960)
-			bs := make([]float32, 960)
-			s := make([]float32, 960)
-			for i := range x {
-				x[i] = float32(i) * -0.1
-			}
+			const rows, cols = 96, 96
+			x := make([]float32, rows*cols)
+			bs := make([]float32, cols)
+			s := make([]float32, cols)
 			for b.Loop() {
-				kn.ExpVec(y, x, bs, s, 1.4)
+				for i := range x {
+					x[i] = float32(i%97) * -0.1
+				}
+				kn.ExpCols(x, rows, cols, cols, 1.4, bs, s)
 			}
 			b.ReportMetric(float64(len(x))*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gexp/s")
 		})

@@ -87,8 +87,13 @@ func TestGEMMChecksBounds(t *testing.T) {
 		assert.Panics(t, func() { kn.GEMM(6, 16, 8, a, 8, 1, b, 16, c[:95], 16, false) }, "C short")
 		assert.Panics(t, func() { kn.GEMM(5, 16, 8, a, 8, 1, b, 16, c, 16, false) }, "m not a multiple of 6")
 		assert.Panics(t, func() { kn.GEMM(6, 8, 8, a, 8, 1, b, 16, c, 16, false) }, "n not a multiple of 16")
-		assert.Panics(t, func() { kn.ExpVec(make([]float32, 16), make([]float32, 8), make([]float32, 16), nil, 1) }, "src short")
-		assert.Panics(t, func() { kn.Scale(make([]float32, 12), 1) }, "length not a multiple of 8")
+		assert.Panics(t, func() { kn.ExpCols(make([]float32, 16*3-1), 3, 16, 16, 1, make([]float32, 16), nil) }, "tile short")
+		assert.Panics(t, func() { kn.ExpCols(make([]float32, 48), 3, 16, 16, 1, make([]float32, 8), nil) }, "b short")
+		assert.Panics(t, func() { kn.ExpRows(make([]float32, 48), 3, 16, 16, 1, make([]float32, 2)) }, "b short of rows")
+		assert.Panics(t, func() { kn.ScaleRows(make([]float32, 12), 1, 12, 12, []float32{1}) }, "cols not a multiple of 8")
+		assert.Panics(t, func() {
+			kn.DSCols(make([]float32, 32), make([]float32, 31), make([]float32, 32), 2, 16, 16, make([]float32, 16), 1)
+		}, "p short")
 	}
 }
 
@@ -104,21 +109,21 @@ func exp2Cases(rng *rand.Rand) []float32 {
 }
 
 // TestExp2Accuracy: 2^x within 3e-7 relative of math.Exp2 for x in [−126, 127], exactly
-// 0 below −126 and for −Inf, exactly 1 at 0; the vector form adds the results into sum.
+// 0 below −126 and for −Inf, exactly 1 at 0; the column form adds the results into sum.
 func TestExp2Accuracy(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	x := exp2Cases(rng)
 	zero := make([]float32, len(x))
 	for _, kn := range kernelSets() {
 		t.Run(kn.name, func(t *testing.T) {
-			got := make([]float32, len(x))
+			got := append([]float32(nil), x...)
 			sum := make([]float32, len(x))
 			for i := range sum {
 				sum[i] = 1
 			}
-			kn.ExpVec(got, x, zero, sum, 1)
-			gotS := make([]float32, len(x))
-			kn.ExpScalar(gotS, x, 1, 0)
+			kn.ExpCols(got, 1, len(x), len(x), 1, zero, sum)
+			gotR := append([]float32(nil), x...)
+			kn.ExpRows(gotR, 1, len(x), len(x), 1, []float32{0})
 			for i, v := range x {
 				switch {
 				case v < -126:
@@ -129,7 +134,7 @@ func TestExp2Accuracy(t *testing.T) {
 					want := math.Exp2(float64(v))
 					assert.InEpsilon(t, want, float64(got[i]), 3e-7, "2^%v", v)
 				}
-				assert.Equal(t, got[i], gotS[i], "scalar and vector forms agree at %v", v)
+				assert.Equal(t, got[i], gotR[i], "row and column forms agree at %v", v)
 				assert.Equal(t, 1+got[i], sum[i], "sum at %v", v)
 			}
 			assert.Equal(t, float32(1), got[0], "2^0")
@@ -138,9 +143,10 @@ func TestExp2Accuracy(t *testing.T) {
 }
 
 // TestSIMDKernelsAgreeWithGo holds every SIMD kernel against its pure-Go twin on the
-// same inputs: exactly equal where both round the same operations in the same order
-// (max, dS, scale), within 2 ulp for exp2 (FMA against separate multiply and add) and
-// within float32 accumulation error for the GEMM.
+// same tiles (several rows, a stride wider than the columns): exactly equal where both
+// round the same operations in the same order (max, dS, scaling, sums), within 2 ulp for
+// exp2 on exact arguments (FMA against separate multiply and add), within the rounding of
+// the argument otherwise, and within float32 accumulation error for the GEMM.
 func TestSIMDKernelsAgreeWithGo(t *testing.T) {
 	s := simdKernels()
 	if s == nil {
@@ -148,15 +154,16 @@ func TestSIMDKernelsAgreeWithGo(t *testing.T) {
 	}
 	g := genericKernels()
 	rng := rand.New(rand.NewPCG(3, 3))
-	const n = 200
-	x, b, p, dp, d := randSlice(rng, n), randSlice(rng, n), randSlice(rng, n), randSlice(rng, n), randSlice(rng, n)
+	const rows, cols, ld = 7, 48, 56
+	const n = rows * ld
+	x, b, p, dp, d := randSlice(rng, n), randSlice(rng, cols), randSlice(rng, n), randSlice(rng, n), randSlice(rng, cols)
+	br, dr := randSlice(rng, rows), randSlice(rng, rows)
 	for i := range x {
 		x[i] *= 20
 		p[i] = float32(math.Abs(float64(p[i])))
 	}
-	x[3], x[17] = float32(math.Inf(-1)), -300
+	x[3], x[17], x[ld+5] = float32(math.Inf(-1)), -300, 400
 	b[5] = float32(math.Inf(1))
-
 	ulps := func(a, b float32) int {
 		d := int64(math.Float32bits(a)) - int64(math.Float32bits(b))
 		if d < 0 {
@@ -164,58 +171,87 @@ func TestSIMDKernelsAgreeWithGo(t *testing.T) {
 		}
 		return int(d)
 	}
+	both := func(f func(kn *kernels) []float32) (sv, gv []float32) { return f(s), f(g) }
+
 	t.Run("exp2", func(t *testing.T) {
-		// On exact arguments (a = 1, b = 0) the two forms differ only by FMA rounding
-		// inside the polynomial.
-		zero := make([]float32, n)
-		e1, e2 := make([]float32, n), make([]float32, n)
-		s1, s2 := make([]float32, n), make([]float32, n)
-		s.ExpVec(e1, x, zero, s1, 1)
-		g.ExpVec(e2, x, zero, s2, 1)
+		// On exact arguments (a = 1, b = 0) the two differ only by FMA rounding inside
+		// the polynomial.
+		zero := make([]float32, cols)
+		e1, e2 := both(func(kn *kernels) []float32 {
+			y := append([]float32(nil), x...)
+			kn.ExpCols(y, rows, cols, ld, 1, zero, nil)
+			return y
+		})
 		for i := range e1 {
 			assert.LessOrEqual(t, ulps(e1[i], e2[i]), 2, "2^%v: %v vs %v", x[i], e1[i], e2[i])
 		}
-		// With a and b, the argument a·x − b is rounded once (FMA) or twice, which moves
+		// With a and b the argument a·x − b is rounded once (FMA) or twice, which moves
 		// 2^arg by up to ln 2 · ulp(a·x) relative: allow that on top of the polynomial.
-		check := func(got []float32, a float32, bs func(i int) float32) {
-			for i, v := range got {
-				arg := float64(a)*float64(x[i]) - float64(bs(i))
-				if arg < -125 || arg > 126 || math.IsInf(arg, 0) || math.IsNaN(arg) {
-					continue
+		for _, kn := range []*kernels{s, g} {
+			y := append([]float32(nil), x...)
+			kn.ExpCols(y, rows, cols, ld, 0.7, b, nil)
+			yr := append([]float32(nil), x...)
+			kn.ExpRows(yr, rows, cols, ld, 0.7, br)
+			for r := 0; r < rows; r++ {
+				for c := 0; c < cols; c++ {
+					e := r*ld + c
+					for _, v := range []struct {
+						got, b float32
+					}{{y[e], b[c]}, {yr[e], br[r]}} {
+						arg := 0.7*float64(x[e]) - float64(v.b)
+						if arg < -125 || arg > 126 || math.IsInf(arg, 0) || math.IsNaN(arg) {
+							continue
+						}
+						tol := 3e-7 + 1.2e-7*math.Abs(0.7*float64(x[e]))
+						assert.InEpsilon(t, math.Exp2(arg), float64(v.got), tol, "%s: 2^(0.7·%v − %v)", kn.name, x[e], v.b)
+					}
 				}
-				tol := 3e-7 + 1.2e-7*math.Abs(float64(a)*float64(x[i]))
-				assert.InEpsilon(t, math.Exp2(arg), float64(v), tol, "2^(%v·%v − %v)", a, x[i], bs(i))
+			}
+			assert.Zero(t, y[3], "2^(a·(−Inf) − b) = 0")
+			assert.Zero(t, y[5], "2^(a·x − Inf) = 0")
+			for e := cols; e < ld; e++ {
+				assert.Equal(t, x[e], y[e], "columns past cols untouched")
 			}
 		}
-		for _, kn := range []*kernels{s, g} {
-			kn.ExpVec(e1, x, b, s1, 0.7)
-			check(e1, 0.7, func(i int) float32 { return b[i] })
-			kn.ExpScalar(e1, x, 0.7, 1.25)
-			check(e1, 0.7, func(int) float32 { return 1.25 })
+		// The sums are added row by row in the same order.
+		s1, s2 := both(func(kn *kernels) []float32 {
+			y := append([]float32(nil), x...)
+			sum := make([]float32, cols)
+			kn.ExpCols(y, rows, cols, ld, 1, zero, sum)
+			return sum
+		})
+		for c := range s1 {
+			assert.InEpsilon(t, float64(s2[c]), float64(s1[c]), 1e-6, "sum[%d]", c)
 		}
-		s.ExpVec(e1, x, b, nil, 0.7)
-		assert.Zero(t, e1[3], "2^(a·(−Inf) − b) = 0")
-		assert.Zero(t, e1[5], "2^(a·x − Inf) = 0")
 	})
 	t.Run("colMax", func(t *testing.T) {
-		m1, m2 := append([]float32(nil), b...), append([]float32(nil), b...)
-		s.ColMax(m1, x)
-		g.ColMax(m2, x)
+		m1, m2 := both(func(kn *kernels) []float32 {
+			mx := append([]float32(nil), b...)
+			kn.ColMax(mx, x, rows, cols, ld)
+			return mx
+		})
 		assert.Equal(t, m2, m1)
 	})
 	t.Run("dS", func(t *testing.T) {
-		o1, o2 := make([]float32, n), make([]float32, n)
-		s.DSVec(o1, p, dp, d, 0.125)
-		g.DSVec(o2, p, dp, d, 0.125)
-		assert.Equal(t, o2, o1, "vector D")
-		s.DSScalar(o1, p, dp, 0.3, 0.125)
-		g.DSScalar(o2, p, dp, 0.3, 0.125)
-		assert.Equal(t, o2, o1, "scalar D")
+		o1, o2 := both(func(kn *kernels) []float32 {
+			o := make([]float32, n)
+			kn.DSCols(o, p, dp, rows, cols, ld, d, 0.125)
+			return o
+		})
+		assert.Equal(t, o2, o1, "per-column D")
+		o1, o2 = both(func(kn *kernels) []float32 {
+			o := append([]float32(nil), dp...)
+			kn.DSRows(o, p, o, rows, cols, ld, dr, 0.125) // in place, as the executor calls it
+			return o
+		})
+		assert.Equal(t, o2, o1, "per-row D")
 	})
-	t.Run("scale", func(t *testing.T) {
-		a1, a2 := append([]float32(nil), x...), append([]float32(nil), x...)
-		s.Scale(a1, 0.37)
-		g.Scale(a2, 0.37)
+	t.Run("scaleRows", func(t *testing.T) {
+		a1, a2 := both(func(kn *kernels) []float32 {
+			y := append([]float32(nil), x...)
+			kn.ScaleRows(y, rows, cols, ld, br)
+			return y
+		})
 		assert.Equal(t, a2, a1)
 	})
 	t.Run("gemm", func(t *testing.T) {

@@ -74,8 +74,9 @@
 //     bfloat is a struct rounding to nearest even; bfloat op bfloat is bfloat, bfloat op
 //     float is float, and likewise for the software half.
 //   - Vectors of 2, 3 and 4 of every scalar type with .x .y .z .w, [], every swizzle of
-//     length 2 and 3 (and 4 on 4-vectors), elementwise arithmetic and comparisons; a scalar
-//     widens to the vector's element type; conversion between element types is explicit.
+//     length 2 and 3 (and 4 on 4-vectors; a.xy = a.yx and cond ? v.xy : v.zw work),
+//     elementwise arithmetic and comparisons; a scalar widens to the vector's element type;
+//     conversion between element types is explicit.
 //   - The math, integer (mulhi, clz, popcount, rotate), relational (select, all, any,
 //     isnan...) and geometric (dot, length) functions, also under precise:: and fast::.
 //   - SIMD-group functions (sum, product, min, max, and/or/xor, prefix sums, shuffle, xor,

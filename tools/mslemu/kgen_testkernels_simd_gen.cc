@@ -33,7 +33,7 @@ extern "C" void mslemu_k_test_vectors(const mslemu_thread* t, void* const* b) {
       ::mslemu::pos<uint>(t->thread_position_in_grid));
 }
 
-// tools/mslemu/testkernels/simd.metal:75
+// tools/mslemu/testkernels/simd.metal:76
 extern "C" void mslemu_k_test_conversions(const mslemu_thread* t, void* const* b) {
   (void)b;
   test_conversions(
@@ -44,7 +44,7 @@ extern "C" void mslemu_k_test_conversions(const mslemu_thread* t, void* const* b
       ::mslemu::pos<uint>(t->thread_position_in_grid));
 }
 
-// tools/mslemu/testkernels/simd.metal:91
+// tools/mslemu/testkernels/simd.metal:92
 extern "C" void mslemu_k_test_philox(const mslemu_thread* t, void* const* b) {
   (void)b;
   test_philox(
@@ -53,7 +53,7 @@ extern "C" void mslemu_k_test_philox(const mslemu_thread* t, void* const* b) {
       ::mslemu::pos<uint>(t->thread_position_in_grid));
 }
 
-// tools/mslemu/testkernels/simd.metal:105
+// tools/mslemu/testkernels/simd.metal:106
 extern "C" void mslemu_k_test_barrier_loop(const mslemu_thread* t, void* const* b) {
   (void)b;
   test_barrier_loop(
@@ -62,7 +62,7 @@ extern "C" void mslemu_k_test_barrier_loop(const mslemu_thread* t, void* const* 
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup));
 }
 
-// tools/mslemu/testkernels/simd.metal:118
+// tools/mslemu/testkernels/simd.metal:119
 extern "C" void mslemu_k_test_simd_sum_loop(const mslemu_thread* t, void* const* b) {
   (void)b;
   test_simd_sum_loop(

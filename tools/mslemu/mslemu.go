@@ -48,7 +48,7 @@ const (
 type Options struct {
 	Order   Order
 	Seed    uint64
-	Timeout time.Duration // a launch running longer fails with a KernelError; 0: DefaultTimeout
+	Timeout time.Duration // a launch running longer fails with a KernelError; 0: DefaultTimeout; < 0: none
 }
 
 // KernelError reports a kernel that misbehaved: threads that diverge at a barrier or a

@@ -60,8 +60,26 @@ template <class X> constexpr int ncomp = vt<X>::n;
 
 namespace metal {
 
+// An order on swizzle types, so that of two swizzles reading as the same vector type
+// exactly one converts to the other: `cond ? v.xy : v.zw` then has a type.
+template <int S, int... I> constexpr long swz_key() {
+  long k = S;
+  ((k = k * 5 + I + 1), ...);
+  return k;
+}
+
 template <class V, class T, int S, int... I> struct swz {
   T s[mslemu::storage_n<S>];
+
+  swz() = default;
+  template <int S2, int... J,
+            std::enable_if_t<sizeof...(J) == sizeof...(I) && (swz_key<S2, J...>() > swz_key<S, I...>()),
+                             int> = 0>
+  swz(const swz<V, T, S2, J...>& o) {
+    V v = o;
+    int k = 0;
+    ((s[I] = v.s[k++]), ...);
+  }
 
   operator V() const {
     V r;
@@ -75,6 +93,8 @@ template <class V, class T, int S, int... I> struct swz {
     return *this;
   }
   swz& operator=(const swz& o) { return *this = V(o); }
+  // a.xy = a.yx: read the whole source before writing.
+  template <int S2, int... J> swz& operator=(const swz<V, T, S2, J...>& o) { return *this = V(o); }
   template <class X, std::enable_if_t<mslemu::is_scalar_num_v<X>, int> = 0>
   swz& operator=(const X& x) {
     ((s[I] = T(x)), ...);

@@ -65,7 +65,8 @@ using namespace metal;
   o[5] = select(v, -v, v < 0.0f).y;
   float4 w = v;
   w.xy = w.yx;
-  o[6] = w.x;
+  const float2 pick = tid % 2 == 0 ? w.xy : v.zw;  // two swizzle types
+  o[6] = tid % 2 == 0 ? pick.x : w.x;
   o[7] = (all(v == v) ? 1.0f : 0.0f) + (any(isnan(v)) ? 10.0f : 0.0f);
 }
 

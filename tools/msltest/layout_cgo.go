@@ -62,20 +62,20 @@ import "C"
 
 import "github.com/orchard-ml/orchard/go/attention/mslplan"
 
-// cLayout returns the fields of AttentionParams as the C compiler lays them out, the
-// struct's size and the header's integer constants, read from
-// native/msl/attention_params.h.
-func cLayout() (fields []mslplan.Field, size int, consts map[string]int, ok bool) {
+// cLayout reads native/msl/attention_params.h through the C compiler.
+func cLayout() (layout, bool) {
+	var l layout
 	for i := 0; i < int(C.msltest_nfields()); i++ {
-		fields = append(fields, mslplan.Field{
+		l.fields = append(l.fields, mslplan.Field{
 			Name:   C.GoString(C.msltest_field_name(C.int(i))),
 			Offset: int(C.msltest_field_offset(C.int(i))),
 			Size:   int(C.msltest_field_size(C.int(i))),
 		})
 	}
-	consts = map[string]int{}
+	l.size = int(C.msltest_params_size())
+	l.consts = map[string]int{}
 	for i := 0; i < int(C.msltest_nconsts()); i++ {
-		consts[C.GoString(C.msltest_const_name(C.int(i)))] = int(C.msltest_const_value(C.int(i)))
+		l.consts[C.GoString(C.msltest_const_name(C.int(i)))] = int(C.msltest_const_value(C.int(i)))
 	}
-	return fields, int(C.msltest_params_size()), consts, true
+	return l, true
 }

@@ -13,13 +13,13 @@ import (
 // writes) and its constants against native/msl/attention_params.h as the C compiler
 // reads it.
 func TestParamsLayoutMatchesHeader(t *testing.T) {
-	fields, size, consts, ok := cLayout()
+	l, ok := cLayout()
 	if !ok {
 		t.Skip("the C header is read through cgo on Linux only: skipping the layout check")
 	}
-	assert.Equal(t, mslplan.Fields(), fields, "field names, offsets and sizes")
-	assert.Equal(t, mslplan.ParamsSize, size, "sizeof(AttentionParams)")
-	assert.Equal(t, len(mslplan.Params{}.Encode()), size)
+	assert.Equal(t, mslplan.Fields(), l.fields, "field names, offsets and sizes")
+	assert.Equal(t, mslplan.ParamsSize, l.size, "sizeof(AttentionParams)")
+	assert.Equal(t, len(mslplan.Params{}.Encode()), l.size)
 
 	want := map[string]int{
 		"ATTN_BUF_Q": mslplan.BufQ, "ATTN_BUF_K": mslplan.BufK, "ATTN_BUF_V": mslplan.BufV,
@@ -33,7 +33,7 @@ func TestParamsLayoutMatchesHeader(t *testing.T) {
 		"ATTN_MASK_NONE":           mslplan.MaskNone, "ATTN_MASK_BOOL": mslplan.MaskBool, "ATTN_MASK_ADDITIVE": mslplan.MaskAdditive,
 		"ATTN_WINDOW_UNBOUNDED": mslplan.WindowUnbounded,
 	}
-	require.Len(t, consts, len(want))
-	assert.Equal(t, want, consts)
+	require.Len(t, l.consts, len(want))
+	assert.Equal(t, want, l.consts)
 	assert.Equal(t, mslplan.BufParams+1, mslplan.NumBuffers)
 }

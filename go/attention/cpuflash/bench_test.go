@@ -32,6 +32,20 @@ func (s benchShape) String() string {
 // trailing c for causal, e.g. -cpuflash.shapes 2048x64,2048x64c (tools/bench uses it).
 var shapesFlag = flag.String("cpuflash.shapes", "", "benchmark shapes NxD[c],… (B1 H8); default: the issue's six")
 
+// blocksFlag overrides the block sizes of the benchmarks' executor, e.g.
+// -cpuflash.blocks 144x96 (queries × keys), for tuning defaultBlocks.
+var blocksFlag = flag.String("cpuflash.blocks", "", "benchmark block sizes QxK (default: the executor's choice)")
+
+// benchExecutor returns the executor the benchmarks time.
+func benchExecutor(b *testing.B) *Executor {
+	p := Params{}
+	if *blocksFlag != "" {
+		_, err := fmt.Sscanf(*blocksFlag, "%dx%d", &p.BlockQ, &p.BlockK)
+		require.NoError(b, err, "-cpuflash.blocks %q", *blocksFlag)
+	}
+	return New(p)
+}
+
 // benchShapes are the issue's: B1 H8 D64 with N = 512, 1024, 2048, 4096; N2048 D128; N2048
 // D64 causal — or those of -cpuflash.shapes.
 func benchShapes(b *testing.B) []benchShape {
@@ -79,7 +93,7 @@ func BenchmarkForward(b *testing.B) {
 	for _, s := range benchShapes(b) {
 		b.Run(s.String(), func(b *testing.B) {
 			p, _ := benchProblem(b, s)
-			e := New(Params{})
+			e := benchExecutor(b)
 			d := p.Dims()
 			var cpu time.Duration
 			for b.Loop() {
@@ -98,7 +112,7 @@ func BenchmarkForwardBackward(b *testing.B) {
 	for _, s := range benchShapes(b) {
 		b.Run(s.String(), func(b *testing.B) {
 			p, dO := benchProblem(b, s)
-			e := New(Params{})
+			e := benchExecutor(b)
 			d := p.Dims()
 			var cpu time.Duration
 			for b.Loop() {

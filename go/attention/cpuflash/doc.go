@@ -33,12 +33,13 @@
 // and row scaling — exist in Go assembly for amd64 (AVX2 + FMA) and arm64 (NEON), chosen
 // when the executor is built (golang.org/x/sys/cpu; NEON is part of every arm64 CPU Go
 // supports), and in pure Go for other architectures, CPUs without the features and the
-// purego build tag.
+// purego build tag. The NEON kernels are tested under qemu-aarch64 on Linux (see
+// docs/PERFORMANCE.md for the command).
 //
 // # Options
 //
-// Every option of the contract runs here: GQA and MQA (query heads read their kv head in
-// place, K and V are never copied per head), causal top-left and bottom-right, windows,
+// Every option of the contract runs here: GQA and MQA (the query heads of a group read
+// their kv head's K and V, which are never replicated per query head), causal top-left and bottom-right, windows,
 // bool and additive masks with broadcasting, softcap, dropout (package philox's stream,
 // the same elements as every other executor), variable lengths, and float32, float16 and
 // bfloat16 inputs (converted to float32 tile by tile; outputs in the input dtype, L in

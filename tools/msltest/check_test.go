@@ -230,11 +230,3 @@ func gradMagnitudes(t *testing.T, p *spec.Problem, s *spec.Saved, dO *tensor.Ten
 	}
 	return norm(mq), norm(mk)
 }
-
-// savedOf is a helper for tests that need the reference's saved state in float32 L.
-func savedOf(t *testing.T, p *spec.Problem) *spec.Saved {
-	t.Helper()
-	s, err := fallback.Forward(p)
-	require.NoError(t, err)
-	return s
-}

@@ -189,6 +189,10 @@ func snapshot(ts ...*tensor.Tensor) [][]byte {
 // errs are the relative L2 errors of one forward + backward against the reference.
 type errs struct{ O, L, DQ, DK, DV float64 }
 
+func (e errs) max(r errs) errs {
+	return errs{max(e.O, r.O), max(e.L, r.L), max(e.DQ, r.DQ), max(e.DK, r.DK), max(e.DV, r.DV)}
+}
+
 func (e errs) String() string {
 	return fmt.Sprintf("O %.1e L %.1e dQ %.1e dK %.1e dV %.1e", e.O, e.L, e.DQ, e.DK, e.DV)
 }
@@ -303,7 +307,7 @@ func TestMatchesReference(t *testing.T) {
 			t.Run(fmt.Sprintf("D%d/%d", d, i), func(t *testing.T) {
 				r := compare(t, e, p, dO)
 				assertWithin(t, r, tolOut32, tolGrad32, describe(p))
-				worst = errs{max(worst.O, r.O), max(worst.L, r.L), max(worst.DQ, r.DQ), max(worst.DK, r.DK), max(worst.DV, r.DV)}
+				worst = worst.max(r)
 			})
 			n++
 		}
@@ -369,15 +373,18 @@ func TestHalfPrecisionMatchesReference(t *testing.T) {
 		rng := rand.New(rand.NewPCG(11, uint64(c.dt)))
 		e := New(Params{BlockQ: 48, BlockK: 48})
 		cov := coverage{}
+		var worst errs
 		for _, d := range headDims {
 			for i := 0; i < 3; i++ {
 				p, dO := randomCase(t, rng, c.dt, d, cov)
 				t.Run(fmt.Sprintf("%v/D%d/%d", c.dt, d, i), func(t *testing.T) {
 					r := compare(t, e, p, dO)
 					assertWithin(t, r, c.tol, c.tol, describe(p))
+					worst = worst.max(r)
 				})
 			}
 		}
+		t.Logf("%v: %d problems, worst relative L2: %v", c.dt, 3*len(headDims), worst)
 	}
 }
 

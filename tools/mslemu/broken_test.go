@@ -110,6 +110,9 @@ func TestOutOfBoundsAccessIsReported(t *testing.T) {
 	ke := launchBroken(t, "test_broken_out_of_bounds", mslemu.Options{})
 	assert.Contains(t, ke.Msg, "past the end of buffer 0 (512 bytes)")
 
+	ke = launchBroken(t, "test_broken_stack_overflow", mslemu.Options{})
+	assert.Contains(t, ke.Msg, "stack overflow")
+
 	ke = launchBroken(t, "test_broken_unbound", mslemu.Options{}, mslemu.Buffer{Data: make([]byte, 512)})
 	assert.Contains(t, ke.Msg, "access to buffer 1, which the launch leaves unbound")
 	TestVectors(t)

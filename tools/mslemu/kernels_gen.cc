@@ -58,6 +58,7 @@ __attribute__((weak)) void mslemu_k_test_broken_divergent_simd(const mslemu_thre
 __attribute__((weak)) void mslemu_k_test_broken_early_return(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) void mslemu_k_test_broken_out_of_bounds(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) void mslemu_k_test_broken_spin_deadlock(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) void mslemu_k_test_broken_stack_overflow(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) void mslemu_k_test_broken_two_barriers(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) void mslemu_k_test_broken_unbound(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) void mslemu_k_test_conversions(const mslemu_thread* t, void* const* b);
@@ -127,6 +128,7 @@ const mslemu_kernel mslemu_kernels[] = {
     {"test_broken_early_return", mslemu_k_test_broken_early_return, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
     {"test_broken_out_of_bounds", mslemu_k_test_broken_out_of_bounds, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
     {"test_broken_spin_deadlock", mslemu_k_test_broken_spin_deadlock, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
+    {"test_broken_stack_overflow", mslemu_k_test_broken_stack_overflow, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
     {"test_broken_two_barriers", mslemu_k_test_broken_two_barriers, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
     {"test_broken_unbound", mslemu_k_test_broken_unbound, "tools/mslemu/testkernels/broken.metal", 0x3ull, 0x1ull},
     {"test_conversions", mslemu_k_test_conversions, "tools/mslemu/testkernels/simd.metal", 0xfull, 0xeull},
@@ -144,7 +146,7 @@ const mslemu_kernel mslemu_kernels[] = {
     {"test_vectors", mslemu_k_test_vectors, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
 };
 
-const int mslemu_nkernels = 66;
+const int mslemu_nkernels = 67;
 
 // The .metal files the adapters were generated from, one per line.
 const char mslemu_sources[] =

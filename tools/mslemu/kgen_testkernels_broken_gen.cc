@@ -79,5 +79,13 @@ extern "C" void mslemu_k_test_racy_missing_barrier(const mslemu_thread* t, void*
       ::mslemu::pos<uint>(t->threads_per_threadgroup));
 }
 
+// tools/mslemu/testkernels/broken.metal:89
+extern "C" void mslemu_k_test_broken_stack_overflow(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  test_broken_stack_overflow(
+      ::mslemu::bind<device float *>(b[0]),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup));
+}
+
 }  // namespace mslemu_src_testkernels_broken
 #endif

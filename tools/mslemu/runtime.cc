@@ -579,8 +579,7 @@ extern "C" NOTSAN const unsigned char* mslemu_simd_exchange(const void* mine, si
   unsigned char* area = sg.area[f->seq & 1];
   f->seq++;
   unsigned char* slot = area + size_t(f->info.thread_index_in_simdgroup) * MSLEMU_SLOT_BYTES;
-  const unsigned char* src = static_cast<const unsigned char*>(mine);
-  for (size_t i = 0; i < n; i++) slot[i] = src[i];
+  if (n > 0) memcpy(slot, mine, n);
   sg.arrived++;
 #if MSLEMU_TSAN
   __tsan_release(&sg);
@@ -780,7 +779,9 @@ NOTSAN bool run_group(const uint32_t tg[3], const uint32_t groups[3], const uint
     f->state = READY;
     f->site = Site{};
     f->seq = 0;
-    ctx_make(f->ctx, f->stack, f->stack_size, fiber_main);
+    // Stagger the stack tops by cache lines: page-aligned tops would put every thread's
+    // hot frames in the same L1 sets.
+    ctx_make(f->ctx, f->stack, f->stack_size - size_t(tid % 64) * 64, fiber_main);
   }
   for (int i = 0; i < r.nsg; i++) {
     SimdGroup& sg = r.sgs[i];

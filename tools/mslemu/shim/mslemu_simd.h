@@ -342,10 +342,19 @@ inline void simdgroup_multiply_accumulate(simdgroup_matrix<TD, 8, 8>& d,
     mslemu_fail("SIMD-group matrix multiply in a SIMD group with inactive lanes", file, line);
   int r, col;
   mslemu::mat_coord(g.lane, r, col);
+  // Lane l's operands start at area + l * MSLEMU_SLOT_BYTES: a[0], a[1], b[0], b[1].
+  auto at = [&](int lane, int i) {
+    float v;
+    std::memcpy(&v, g.area + size_t(lane) * MSLEMU_SLOT_BYTES + size_t(i) * sizeof(float), sizeof v);
+    return v;
+  };
   float acc[2] = {0.0f, 0.0f};
   for (int k = 0; k < 8; k++) {
-    float av = g.at(mslemu::mat_owner(r, k)).a[k & 1];
-    for (int j = 0; j < 2; j++) acc[j] += av * g.at(mslemu::mat_owner(k, col + j)).b[(col + j) & 1];
+    const float av = at(mslemu::mat_owner(r, k), k & 1);
+    // B[k][col] and B[k][col + 1] are the two elements of one lane (col is even).
+    const int ob = mslemu::mat_owner(k, col);
+    acc[0] += av * at(ob, 2);
+    acc[1] += av * at(ob, 3);
   }
   d.e.s[0] = TD(acc[0] + c0);
   d.e.s[1] = TD(acc[1] + c1);

@@ -84,3 +84,11 @@ using namespace metal;
   // threadgroup_barrier(mem_flags::mem_threadgroup) is missing here.
   out[tid] = t[(tid + 1) % n];
 }
+
+// A thread array far larger than a fiber's stack.
+[[kernel]] void test_broken_stack_overflow(device float* out [[buffer(0)]],
+                                           uint tid [[thread_index_in_threadgroup]]) {
+  float big[1 << 20];
+  for (uint i = 0; i < (1u << 20); i += 1024u) big[i] = float(tid + i);
+  out[tid] = big[(tid * 1024u) % (1u << 20)];
+}

@@ -219,26 +219,13 @@ func readable(name string, t *tensor.Tensor, mustBeContiguous bool) error {
 	if off%4 != 0 {
 		return spec.Unsupported(Name, "%s starts %d bytes into its private buffer; a blit needs a multiple of 4", name, off)
 	}
-	if size := (viewElements(t)*t.DType().Size() + 3) / 4 * 4; off+size > st.Len() {
+	if size := (mslplan.Extent(t)*t.DType().Size() + 3) / 4 * 4; off+size > st.Len() {
 		return spec.Unsupported(Name, "%s: a blit of bytes [%d, %d) (sizes are multiples of 4) passes the end of its %d-byte private buffer", name, off, off+size, st.Len())
 	}
 	if mustBeContiguous && !t.IsContiguous() {
 		return spec.Unsupported(Name, "%s is a non-contiguous view of private memory", name)
 	}
 	return nil
-}
-
-// viewElements is the number of elements from a view's first element to its
-// last, inclusive (its strides are non-negative: mslplan checked).
-func viewElements(t *tensor.Tensor) int {
-	sh, st := t.Shape(), t.Strides()
-	e := 1
-	for i := range sh {
-		if sh[i] > 1 {
-			e += (sh[i] - 1) * st[i]
-		}
-	}
-	return e
 }
 
 // lock takes the read lock for a call, or fails when the executor is closed.

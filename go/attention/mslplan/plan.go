@@ -168,7 +168,7 @@ func New(r Request) (*Plan, error) {
 		if t == nil {
 			return Binding{Index: idx, Name: name, Bytes: prod(dense) * size}
 		}
-		return Binding{Index: idx, Name: name, Offset: t.Offset() * size, Bytes: extent(t) * size}
+		return Binding{Index: idx, Name: name, Offset: t.Offset() * size, Bytes: Extent(t) * size}
 	}
 	out := func(idx int, name string, shape []int, elem int) Binding {
 		return Binding{Index: idx, Name: name, Bytes: prod(shape) * elem, Written: true}
@@ -305,14 +305,15 @@ func checkView(name string, t *tensor.Tensor) error {
 			return spec.Unsupported(ExecutorName, "%s has stride %d in dimension %d; the kernels need 0 ≤ stride ≤ %d", name, st[i], i, maxElements)
 		}
 	}
-	if e := extent(t); e > maxElements {
+	if e := Extent(t); e > maxElements {
 		return spec.Unsupported(ExecutorName, "%s spans %d elements; the kernels address at most %d", name, e, maxElements)
 	}
 	return nil
 }
 
-// extent is the number of elements from a view's first element to its last, inclusive.
-func extent(t *tensor.Tensor) int {
+// Extent is the number of elements from a view's first element to its last, inclusive
+// (for the non-negative strides the kernels accept): what a buffer binding must cover.
+func Extent(t *tensor.Tensor) int {
 	sh, st := t.Shape(), t.Strides()
 	e := 1
 	for i := range sh {

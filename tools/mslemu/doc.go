@@ -51,7 +51,7 @@
 // Measured on this project's 2-core CI machine: a threadgroup_barrier across 128 threads
 // costs about 5 µs (OS threads with a futex barrier: 0.7–0.9 ms), a simd_sum in each of 4
 // SIMD groups about 10 µs, a 64x64x64 tiled matmul (16 threadgroups of 256) 2 ms, the same
-// with SIMD-group matrices (16 of 128) 4 ms (go test -bench . ./tools/mslemu).
+// with SIMD-group matrices (16 of 128) 3–4 ms (go test -bench . ./tools/mslemu).
 //
 // Fibers were chosen over threads for speed, determinism and diagnosis: a run is the same
 // every time for a given Order and Seed; a deadlock is exactly "no fiber is ready"; a

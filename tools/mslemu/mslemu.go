@@ -25,8 +25,11 @@ var ErrUnknownKernel = errors.New("mslemu: no such kernel")
 const DefaultTimeout = 2 * time.Minute
 
 // Buffer is the memory bound at one [[buffer(i)]] slot: bytes in the kernel's layout
-// (little-endian, as on Apple GPUs). The kernel may write it; Launch copies what the
-// kernel wrote back into Data. A nil Data leaves the slot unbound.
+// (little-endian, as on Apple GPUs). Launch copies Data into memory that ends right before
+// an inaccessible page (an access past the end is reported), and copies it back into
+// Data after the launch when the kernel's parameter for the slot is writable (a pointer
+// or reference without const, not in the constant address space). A nil Data leaves the
+// slot unbound: the kernel may declare it but not touch it.
 type Buffer struct{ Data []byte }
 
 // Order is the order in which the emulator runs the ready threads of a threadgroup

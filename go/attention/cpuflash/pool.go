@@ -18,13 +18,23 @@ type task struct {
 }
 
 // run executes every task on up to e.workers goroutines, each with its own scratch from
-// newScratch, taking the costliest tasks first. A panic in a task (a bug) stops the
-// remaining tasks and comes back as an error instead of crashing the caller.
+// newScratch. Tasks go out head by head, so that the workers share the K and V (or Q and
+// dO) of one head while it is in cache, and within a head costliest first, so that the
+// last tasks to finish are short ones. A panic in a task (a bug) stops the remaining tasks
+// and comes back as an error instead of crashing the caller.
 func run[S any](e *Executor, tasks []task, newScratch func() S, do func(w S, t task)) error {
 	if len(tasks) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(tasks, func(a, b task) int { return cmp.Compare(b.cost, a.cost) })
+	slices.SortStableFunc(tasks, func(x, y task) int {
+		if c := cmp.Compare(x.b, y.b); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.h, y.h); c != 0 {
+			return c
+		}
+		return cmp.Compare(y.cost, x.cost)
+	})
 	n := e.workers(len(tasks))
 	var (
 		next   atomic.Int64

@@ -251,6 +251,10 @@ func negInf() float32 { return float32(math.Inf(-1)) }
 // mask sets the elements of rows r < rows, columns c < cols outside [lo[r], hi[r]) to
 // −Inf (the plain path's only masking).
 func mask(t tile, rows, j0, cols int, lo, hi []int) {
+	if t.sr == 1 && monotone(lo, hi, rows) {
+		maskTransposed(t, rows, j0, cols, lo, hi)
+		return
+	}
 	for r := 0; r < rows; r++ {
 		a := min(max(lo[r]-j0, 0), cols)
 		z := min(max(hi[r]-j0, a), cols)
@@ -259,6 +263,42 @@ func mask(t tile, rows, j0, cols int, lo, hi []int) {
 		}
 		for c := z; c < cols; c++ {
 			t.x[t.at(r, c)] = negInf()
+		}
+	}
+}
+
+// monotone reports whether lo and hi never decrease over the first n rows. They do not
+// for lengths, causal masking and windows, whose ranges follow the diagonal.
+func monotone(lo, hi []int, n int) bool {
+	for r := 1; r < n; r++ {
+		if lo[r] < lo[r-1] || hi[r] < hi[r-1] {
+			return false
+		}
+	}
+	return true
+}
+
+// maskTransposed is mask for a transposed tile (sr = 1) with monotone ranges: the query
+// rows that see key j0+c are one interval [ra, rb), so each key's tile row gets two
+// contiguous runs of −Inf.
+func maskTransposed(t tile, rows, j0, cols int, lo, hi []int) {
+	inf := negInf()
+	ra, rb := 0, 0
+	for c := 0; c < cols; c++ {
+		j := j0 + c
+		for ra < rows && hi[ra] <= j {
+			ra++
+		}
+		for rb < rows && lo[rb] <= j {
+			rb++
+		}
+		row := t.x[c*t.sc : c*t.sc+rows]
+		z := max(rb, ra)
+		for r := range row[:ra] {
+			row[r] = inf
+		}
+		for r := range row[z:] {
+			row[z+r] = inf
 		}
 	}
 }

@@ -2,6 +2,7 @@ package cpuflash
 
 import (
 	"math"
+	"sync"
 
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/tensor"
@@ -21,11 +22,13 @@ type bwd struct {
 //	dQ:    one task per (b, h, query block), over key blocks
 //
 // Both gradient passes recompute P = 2^(logit − L2) and dS = P ∘ (dP' − D) from the saved
-// L: 7 tile products where the FLOP count assumes 5. When there are enough (b, kv head)
-// pairs to keep every worker busy, fusedBlock instead runs dK/dV and dQ in one task per
-// pair, dQ summed in a per-worker buffer: 5 products. Both ways visit the same tiles and
-// sum every output element in the same order with the same operations, so they give the
-// same bits, and the choice may depend on the number of workers.
+// L: 7 tile products where the FLOP count assumes 5. When there are enough tasks to keep
+// every worker busy, fusedBlock instead runs dK/dV and dQ together, one task per (b, kv
+// head, chunk of key blocks), each chunk summing its part of dQ in its own buffer: 5
+// products. The key blocks of a batch are cut into chunks of equal work (chunkBounds),
+// and both schedules sum dQ chunk by chunk and then add the chunk sums in chunk order. So
+// both visit the same tiles and sum every output element in the same order with the same
+// operations: they give the same bits, and the choice may depend on the number of workers.
 func (x *plan) backward(so *tensor.Tensor, lse []float32, dO *tensor.Tensor) (*spec.Grads, error) {
 	d := x.d
 	st := &bwd{}
@@ -63,17 +66,25 @@ func (x *plan) backward(so *tensor.Tensor, lse []float32, dO *tensor.Tensor) (*s
 		return nil, err
 	}
 	if x.fusedBackward() {
-		// One task per (b, kv head): dK, dV and, in a per-worker buffer, dQ.
+		// One task per (b, kv head, chunk of key blocks): dK, dV and a partial dQ.
+		sums := &dqSums{x: x, dq: &dq, parts: map[[2]int][][]float32{}}
 		var tasks []task
 		for b := 0; b < d.B; b++ {
+			bounds, costs := x.chunkBounds(b), x.keyBlockCosts(b)
 			for g := 0; g < d.Hkv; g++ {
-				tasks = append(tasks, task{b: b, h: g, cost: x.p.LensQ(b) * x.p.LensK(b)})
+				for k := 0; k+1 < len(bounds); k++ {
+					cost := 1
+					for _, c := range costs[bounds[k]:bounds[k+1]] {
+						cost += c
+					}
+					tasks = append(tasks, task{b: b, h: g, blk: k, cost: cost})
+				}
 			}
 		}
-		err = run(x.e, tasks, func() *kvScratch { return x.newKVScratch(true) },
-			func(w *kvScratch, t task) { x.fusedBlock(st, w, t.b, t.h, &dq, &dk, &dv) })
+		err = run(x.e, tasks, func() *kvScratch { return x.newKVScratch() },
+			func(w *kvScratch, t task) { x.fusedBlock(st, w, sums, t.b, t.h, t.blk, &dk, &dv) })
 	} else {
-		err = run(x.e, x.keyTasks(), func() *kvScratch { return x.newKVScratch(false) },
+		err = run(x.e, x.keyTasks(), func() *kvScratch { return x.newKVScratch() },
 			func(w *kvScratch, t task) { x.dkdvBlock(st, w, t.b, t.h, t.blk*x.bc, &dk, &dv, nil) })
 		if err == nil {
 			err = run(x.e, x.queryTasks(), func() *fwdScratch { return x.newFwdScratch(true) },
@@ -126,10 +137,10 @@ type kvScratch struct {
 	kBuf   []float32 // (bc, dp) K rows of the key block, for dQ += dS·K (fused only)
 	tmp    []float32 // (D)
 	lo, hi []int     // (br)
-	dq     []float32 // (group, nPad, dp) dQ accumulators of the group's heads (fused only)
+	dq     []float32 // (group, dqRows, dp) partial dQ of the group's heads (fused only)
 }
 
-func (x *plan) newKVScratch(fused bool) *kvScratch {
+func (x *plan) newKVScratch() *kvScratch {
 	br, bc, d, dp := x.br, x.bc, x.d.D, x.dp
 	w := &kvScratch{
 		kT:    make([]float32, d*bc),
@@ -150,10 +161,7 @@ func (x *plan) newKVScratch(fused bool) *kvScratch {
 	if x.drop {
 		w.z = make([]float32, br*bc)
 	}
-	if fused {
-		w.dq = make([]float32, x.d.Group()*x.dqRows()*dp)
-		w.kBuf = make([]float32, bc*dp)
-	}
+	w.kBuf = make([]float32, bc*dp)
 	return w
 }
 
@@ -161,9 +169,13 @@ func (x *plan) newKVScratch(fused bool) *kvScratch {
 // so a GEMM over the last block's padded rows stays inside it.
 func (x *plan) dqRows() int { return roundUp(x.d.N, x.br) }
 
-// fusedBackward chooses fusedBlock: enough (b, kv head) tasks for the workers (at least
-// two each, so the costliest-first order can balance them) and a dQ buffer of at most
-// 64 MiB per worker.
+// dqBuf is the size of one partial dQ buffer: the dQ rows of the query heads of one kv
+// group.
+func (x *plan) dqBuf() int { return x.d.Group() * x.dqRows() * x.dp }
+
+// fusedBackward chooses fusedBlock: enough tasks for the workers (at least two each, so
+// the costliest-first order can balance them) and partial dQ buffers of at most 64 MiB
+// per (b, kv head).
 func (x *plan) fusedBackward() bool {
 	switch x.e.strategy {
 	case strategyTwoPass:
@@ -172,24 +184,164 @@ func (x *plan) fusedBackward() bool {
 		return true
 	}
 	d := x.d
-	tasks := d.B * d.Hkv
-	buf := d.Group() * x.dqRows() * x.dp * 4
-	return tasks >= 2*x.e.workers(tasks) && buf <= 64<<20
+	tasks := d.B * d.Hkv * x.nChunks()
+	return tasks >= 2*x.e.workers(tasks) && x.nChunks()*x.dqBuf()*4 <= 64<<20
 }
 
-// fusedBlock computes dK and dV of kv head g of batch b, and dQ of the group's query
-// heads, key block by key block: the tiles, order and operations of dkdvBlock and
-// dqBlock together.
-func (x *plan) fusedBlock(st *bwd, w *kvScratch, b, g int, dq, dk, dv *dst) {
-	d, dp := x.d, x.dp
-	clear(w.dq)
-	for j0 := 0; j0 < x.p.LensK(b); j0 += x.bc {
-		x.dkdvBlock(st, w, b, g, j0, dk, dv, w.dq)
+// nChunks is the number of chunks the key blocks of each batch are cut into: enough for
+// about 16 fused tasks when there are few (b, kv head) pairs, at most 4, at least two key
+// blocks each, and the partial dQ buffers of one pair within 64 MiB. It depends on the
+// problem only, never on the workers.
+func (x *plan) nChunks() int {
+	d := x.d
+	c := 1
+	for c < 4 && d.B*d.Hkv*c < 16 {
+		c *= 2
 	}
-	nq, grp, rows := x.p.LensQ(b), d.Group(), x.dqRows()
+	for c > 1 && ((d.M+x.bc-1)/x.bc < 2*c || c*x.dqBuf()*4 > 64<<20) {
+		c /= 2
+	}
+	return c
+}
+
+// keyBlockCosts returns, for each key block of batch b, the number of query rows that can
+// see it times its width: the work of the block.
+func (x *plan) keyBlockCosts(b int) []int {
+	lo, hi := make([]int, x.br), make([]int, x.br)
+	nk, nq := x.p.LensK(b), x.p.LensQ(b)
+	type span struct{ lo, hi, rows int }
+	var spans []span
+	for i0 := 0; i0 < nq; i0 += x.br {
+		rn := min(x.br, nq-i0)
+		kLo, kHi := x.keyRanges(b, i0, rn, lo, hi)
+		spans = append(spans, span{kLo, kHi, rn})
+	}
+	var costs []int
+	for j0 := 0; j0 < nk; j0 += x.bc {
+		j1 := min(j0+x.bc, nk)
+		cost := 0
+		for _, s := range spans {
+			if s.lo < j1 && s.hi > j0 {
+				cost += s.rows * (j1 - j0)
+			}
+		}
+		costs = append(costs, cost)
+	}
+	return costs
+}
+
+// chunkBounds cuts the key blocks of batch b into nChunks runs of about equal work
+// (keyBlockCosts) and returns the nChunks+1 boundaries in key-block indices; runs may be
+// empty.
+func (x *plan) chunkBounds(b int) []int {
+	costs := x.keyBlockCosts(b)
+	c := x.nChunks()
+	total := 0
+	for _, v := range costs {
+		total += v
+	}
+	bounds := make([]int, 0, c+1)
+	bounds = append(bounds, 0)
+	acc, j := 0, 0
+	for k := 1; k < c; k++ {
+		for j < len(costs) && acc*c < k*total {
+			acc += costs[j]
+			j++
+		}
+		bounds = append(bounds, j)
+	}
+	return append(bounds, len(costs))
+}
+
+// chunkOf returns the chunk of key block jb given the bounds.
+func chunkOf(bounds []int, jb int) int {
+	k := 0
+	for k+2 < len(bounds) && jb >= bounds[k+1] {
+		k++
+	}
+	return k
+}
+
+// fusedBlock computes dK and dV of kv head g of batch b for the key blocks of chunk k,
+// and that chunk's part of dQ for the group's query heads: the tiles, order and
+// operations of dkdvBlock and dqBlock together. The partial dQ goes to sums.
+func (x *plan) fusedBlock(st *bwd, w *kvScratch, sums *dqSums, b, g, k int, dk, dv *dst) {
+	bounds := x.chunkBounds(b)
+	w.dq = sums.buffer()
+	for jb := bounds[k]; jb < bounds[k+1]; jb++ {
+		x.dkdvBlock(st, w, b, g, jb*x.bc, dk, dv, w.dq)
+	}
+	sums.add(b, g, k, len(bounds)-1, w.dq)
+	w.dq = nil
+}
+
+// dqSums collects the partial dQ of each chunk of the fused schedule and, once a (b, kv
+// head) has all of them, adds them in chunk order and writes dQ. Buffers are reused.
+type dqSums struct {
+	x     *plan
+	dq    *dst
+	mu    sync.Mutex
+	parts map[[2]int][][]float32 // (b, kv head) → partial per chunk, nil until done
+	free  [][]float32
+}
+
+// buffer returns a zeroed partial dQ buffer.
+func (s *dqSums) buffer() []float32 {
+	s.mu.Lock()
+	var buf []float32
+	if n := len(s.free); n > 0 {
+		buf, s.free = s.free[n-1], s.free[:n-1]
+	}
+	s.mu.Unlock()
+	if buf == nil {
+		return make([]float32, s.x.dqBuf())
+	}
+	clear(buf)
+	return buf
+}
+
+// add files chunk k's partial dQ of (b, g); the call that completes the set sums it.
+func (s *dqSums) add(b, g, k, chunks int, buf []float32) {
+	key := [2]int{b, g}
+	s.mu.Lock()
+	p := s.parts[key]
+	if p == nil {
+		p = make([][]float32, chunks)
+		s.parts[key] = p
+	}
+	p[k] = buf
+	done := true
+	for _, q := range p {
+		done = done && q != nil
+	}
+	if done {
+		delete(s.parts, key)
+	}
+	s.mu.Unlock()
+	if !done {
+		return
+	}
+	x, d := s.x, s.x.d
+	sum := p[0]
+	for _, q := range p[1:] {
+		addChunk(sum, q)
+	}
+	nq, grp, rows, dp := x.p.LensQ(b), d.Group(), x.dqRows(), x.dp
 	for k := 0; k < grp; k++ {
 		h := g*grp + k
-		dq.putRows(((b*d.H+h)*d.N)*d.D, nq, d.D, w.dq[k*rows*dp:], dp)
+		s.dq.putRows(((b*d.H+h)*d.N)*d.D, nq, d.D, sum[k*rows*dp:], dp)
+	}
+	s.mu.Lock()
+	s.free = append(s.free, p...)
+	s.mu.Unlock()
+}
+
+// addChunk adds one chunk's dQ sum into the running one: dst += src, element by element
+// (the same operation in both schedules).
+func addChunk(dst, src []float32) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] += v
 	}
 }
 
@@ -197,28 +349,11 @@ func (x *plan) fusedBlock(st *bwd, w *kvScratch, b, g int, dq, dk, dv *dst) {
 // of query rows that can see the block.
 func (x *plan) keyTasks() []task {
 	d := x.d
-	lo, hi := make([]int, x.br), make([]int, x.br)
 	var tasks []task
 	for b := 0; b < d.B; b++ {
-		nk, nq := x.p.LensK(b), x.p.LensQ(b)
-		// The key range each query block sees, once per batch.
-		type span struct{ lo, hi, rows int }
-		var spans []span
-		for i0 := 0; i0 < nq; i0 += x.br {
-			rn := min(x.br, nq-i0)
-			kLo, kHi := x.keyRanges(b, i0, rn, lo, hi)
-			spans = append(spans, span{kLo, kHi, rn})
-		}
-		for j0 := 0; j0 < nk; j0 += x.bc {
-			j1 := min(j0+x.bc, nk)
-			cost := 1
-			for _, s := range spans {
-				if s.lo < j1 && s.hi > j0 {
-					cost += s.rows * (j1 - j0)
-				}
-			}
+		for jb, cost := range x.keyBlockCosts(b) {
 			for g := 0; g < d.Hkv; g++ {
-				tasks = append(tasks, task{b: b, h: g, blk: j0 / x.bc, cost: cost * d.Group()})
+				tasks = append(tasks, task{b: b, h: g, blk: jb, cost: (1 + cost) * d.Group()})
 			}
 		}
 	}
@@ -315,12 +450,11 @@ func (x *plan) dkdvTile(st *bwd, w *kvScratch, b, h, g, i0, rn, j0, jn, jn16, jn
 }
 
 // dqBlock computes rows [i0, i0+rn) of dQ for head h of batch b over the visible key
-// blocks, transposed like forwardBlock.
+// blocks, transposed like forwardBlock. It sums the tiles of each chunk of key blocks in
+// its own accumulator and adds those in chunk order, as the fused schedule does.
 func (x *plan) dqBlock(st *bwd, w *fwdScratch, b, h, i0 int, dq *dst) {
 	d, br, dp := x.d, x.br, x.dp
 	rn := min(br, x.p.LensQ(b)-i0)
-	acc := w.o[:br*dp] // (br, dp)
-	clear(acc)
 	kLo, kHi := x.keyRanges(b, i0, rn, w.lo, w.hi)
 	if kLo >= kHi {
 		return // no visible key: dQ rows stay 0
@@ -336,16 +470,27 @@ func (x *plan) dqBlock(st *bwd, w *fwdScratch, b, h, i0 int, dq *dst) {
 	}
 	x.q.rowsT(w.qT, br, x.q.off(b, h, i0), rn, w.tmp)      // (D, br)
 	st.do.rowsT(w.doT, br, st.do.off(b, h, i0), rn, w.tmp) // (D, br)
-	for ja := kLo; ja < kHi; {
-		jz := min((ja/x.bc+1)*x.bc, kHi)
-		x.dqTile(w, b, h, i0, rn, ja, jz-ja)
-		ja = jz
+	bounds := x.chunkBounds(b)
+	accs := w.chunks[:len(bounds)-1] // (chunks, br, dp)
+	for _, a := range accs {
+		clear(a)
 	}
-	dq.putRows(row*d.D, rn, d.D, acc, dp)
+	// Whole key blocks [j0, j0+bc) cut only at the key length, as dkdvBlock sees them, so
+	// that both backward schedules sum the same tiles.
+	nk := x.p.LensK(b)
+	for jb := kLo / x.bc; jb*x.bc < kHi; jb++ {
+		j0 := jb * x.bc
+		x.dqTile(w, accs[chunkOf(bounds, jb)], b, h, i0, rn, j0, min(x.bc, nk-j0))
+	}
+	sum := accs[0]
+	for _, a := range accs[1:] {
+		addChunk(sum, a)
+	}
+	dq.putRows(row*d.D, rn, d.D, sum, dp)
 }
 
 // dqTile adds the contribution of keys [ja, ja+jn) to the dQ rows of the query block.
-func (x *plan) dqTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
+func (x *plan) dqTile(w *fwdScratch, acc []float32, b, h, i0, rn, ja, jn int) {
 	d, br, dp, kn := x.d, x.br, x.dp, x.kn
 	g := d.KVHead(h)
 	jn6 := roundUp(jn, mr)
@@ -386,5 +531,5 @@ func (x *plan) dqTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 	}
 
 	// dQ += dS·K                                                      (br, dp)
-	kn.GEMM(roundUp(rn, mr), dp, jn, dpT, 1, br, kt, dp, w.o, dp, true)
+	kn.GEMM(roundUp(rn, mr), dp, jn, dpT, 1, br, kt, dp, acc, dp, true)
 }

@@ -153,3 +153,31 @@ func BenchmarkForwardBackwardMemory(b *testing.B) {
 		b.ReportMetric(extra, "MiB-beyond-io")
 	})
 }
+
+// BenchmarkBackwardSchedules times Backward alone with each schedule forced: two-pass
+// (dK/dV per key block, then dQ per query block: 7 tile products) and fused (one task
+// per (batch, kv head): 5 products). They return the same bits.
+func BenchmarkBackwardSchedules(b *testing.B) {
+	for _, s := range benchShapes(b) {
+		for _, sch := range []struct {
+			name string
+			st   backwardStrategy
+		}{{"two-pass", strategyTwoPass}, {"fused", strategyFused}} {
+			b.Run(s.String()+"/"+sch.name, func(b *testing.B) {
+				p, dO := benchProblem(b, s)
+				e := benchExecutor(b)
+				e.strategy = sch.st
+				sv, err := e.Forward(p)
+				require.NoError(b, err)
+				var cpu time.Duration
+				for b.Loop() {
+					c0 := cpuTime()
+					_, err := e.Backward(p, sv, dO)
+					cpu += cpuTime() - c0
+					require.NoError(b, err)
+				}
+				report(b, FLOPs(p.Dims(), s.causal, PassBackward), cpu)
+			})
+		}
+	}
+}

@@ -458,6 +458,56 @@ func TestBackwardStrategiesAgreeBitwise(t *testing.T) {
 	assert.Positive(t, cov["dropout"]+cov["softcap"]+cov["mask=bool"]+cov["mask=additive"])
 }
 
+// TestChunkedBackward: with few (batch, kv head) pairs the fused backward cuts each
+// pair's key blocks into chunks of equal work, sums dQ per chunk and adds the chunk sums in
+// order; the two-pass schedule sums the same way. Problems long enough for 2 and 4 chunks,
+// with uneven work per key block (causal, windows, lengths), match the reference and give
+// the same bits on both schedules.
+func TestChunkedBackward(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	n, m := 200, 420
+	if raceEnabled {
+		n, m = 100, 400
+	}
+	for _, c := range []struct {
+		name         string
+		B, H, Hkv, D int
+		opts         spec.Options
+		chunks       int
+	}{
+		{"MHA causal", 1, 2, 2, 16, spec.Options{Causal: spec.CausalTopLeft}, 4},
+		{"GQA bottom-right window dropout", 1, 4, 2, 24, spec.Options{Causal: spec.CausalBottomRight, Window: &spec.Window{Left: 130, Right: 0}, Dropout: spec.Dropout{P: 0.2, Seed: 5}}, 4},
+		{"MQA lengths", 2, 3, 1, 16, spec.Options{SeqLensQ: []int{n, n / 3}, SeqLensK: []int{m / 2, m}}, 4},
+		{"eight pairs", 2, 4, 4, 8, spec.Options{}, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := &spec.Problem{
+				Q:       randTensor(t, rng, tensor.Float32, 1, c.B, c.H, n, c.D),
+				K:       randTensor(t, rng, tensor.Float32, 1, c.B, c.Hkv, m, c.D),
+				V:       randTensor(t, rng, tensor.Float32, 1, c.B, c.Hkv, m, c.D),
+				Options: c.opts,
+			}
+			dO := randTensor(t, rng, tensor.Float32, 1, c.B, c.H, n, c.D)
+			var got [2][][]byte
+			for k, st := range []backwardStrategy{strategyTwoPass, strategyFused} {
+				e := New(Params{BlockQ: 48, BlockK: 48})
+				e.strategy = st
+				x, err := newPlan(e, p)
+				require.NoError(t, err)
+				require.Equal(t, c.chunks, x.nChunks())
+				r := compare(t, e, p, dO)
+				assertWithin(t, r, tolOut32, tolGrad32, c.name)
+				s, err := e.Forward(p)
+				require.NoError(t, err)
+				g, err := e.Backward(p, s, dO)
+				require.NoError(t, err)
+				got[k] = snapshot(g.DQ, g.DK, g.DV)
+			}
+			assert.Equal(t, got[0], got[1], "two-pass and fused schedules")
+		})
+	}
+}
+
 func to16(t *testing.T, x *tensor.Tensor) *tensor.Tensor {
 	y, err := x.Convert(tensor.Float16)
 	require.NoError(t, err)

@@ -21,10 +21,11 @@ type fwdScratch struct {
 	vBuf []float32 // (bc, dp) V rows of the key tile (block)
 	tmp  []float32 // (D) one converted row
 
-	m2, l, mx, lsum, bsub []float32 // (br) per query row: max (base 2), sum, tile max, tile sum, exp2 offset
-	corr                  []float32 // (br) per query row: rescale factor of the accumulators
-	dvec                  []float32 // (br) D_i = dO_i·O_i (dQ pass)
-	lo, hi                []int     // (br) visible key range per query row
+	m2, l, mx, lsum, bsub []float32   // (br) per query row: max (base 2), sum, tile max, tile sum, exp2 offset
+	corr                  []float32   // (br) per query row: rescale factor of the accumulators
+	dvec                  []float32   // (br) D_i = dO_i·O_i (dQ pass)
+	chunks                [][]float32 // (chunks, br, dp) dQ accumulator per chunk of key blocks (dQ pass)
+	lo, hi                []int       // (br) visible key range per query row
 }
 
 func (x *plan) newFwdScratch(backward bool) *fwdScratch {
@@ -49,6 +50,9 @@ func (x *plan) newFwdScratch(backward bool) *fwdScratch {
 		w.doT = make([]float32, d*br)
 		w.dp = make([]float32, bc*br)
 		w.dvec = make([]float32, br)
+		for range x.nChunks() {
+			w.chunks = append(w.chunks, make([]float32, br*dp))
+		}
 	}
 	if x.softcap > 0 {
 		w.u = make([]float32, bc*br)

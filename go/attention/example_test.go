@@ -32,9 +32,9 @@ func Example() {
 	defer engine.Close()
 
 	p := &spec.Problem{
-		Q: randn(r, 2, 8, 128, 64), // [B, H, N, D]
-		K: randn(r, 2, 2, 128, 64), // [B, Hkv, M, D]: GQA, 4 query heads per KV head
-		V: randn(r, 2, 2, 128, 64),
+		Q:       randn(r, 2, 8, 128, 64), // [B, H, N, D]
+		K:       randn(r, 2, 2, 128, 64), // [B, Hkv, M, D]: GQA, 4 query heads per KV head
+		V:       randn(r, 2, 2, 128, 64),
 		Options: spec.Options{Causal: spec.CausalBottomRight, Dropout: spec.Dropout{P: 0.1, Seed: 42}},
 	}
 	saved, err := engine.Forward(p) // saved.O [B, H, N, D], saved.L [B, H, N]

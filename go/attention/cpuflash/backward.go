@@ -499,9 +499,10 @@ func (x *plan) dqTile(w *fwdScratch, acc []float32, b, h, i0, rn, ja, jn int) {
 	kt := x.k.block(b, g, ja, jn, dp, w.kBuf) // (jn6, dp)
 	vt := x.v.block(b, g, ja, jn, dp, w.vBuf) // (jn6, dp)
 	sT := w.s[:jn6*br]
-	kn.GEMM(jn6, br, d.D, kt, dp, 1, w.qT, br, sT, br, false)
+	cols := tileCols(rn)
+	kn.GEMM(jn6, cols, d.D, kt, dp, 1, w.qT, br, sT, br, false)
 	dpT := w.dp[:jn6*br]
-	kn.GEMM(jn6, br, d.D, vt, dp, 1, w.doT, br, dpT, br, false)
+	kn.GEMM(jn6, cols, d.D, vt, dp, 1, w.doT, br, dpT, br, false)
 	t := tile{x: sT, sr: 1, sc: br}
 	if !x.plain {
 		x.logits(t, w.u, b, h, i0, rn, ja, jn, w.lo, w.hi)
@@ -510,7 +511,7 @@ func (x *plan) dqTile(w *fwdScratch, acc []float32, b, h, i0, rn, ja, jn int) {
 	}
 
 	// P = 2^(expA·Sᵀ − L2)
-	kn.ExpCols(sT, jn, br, br, x.expA, w.bsub, nil)
+	kn.ExpCols(sT, jn, cols, br, x.expA, w.bsub, nil)
 	// dP = dP' ∘ Z/(1−p); dS = P ∘ (dP − D) · scale (· (1 − u²))
 	if x.drop {
 		x.dropout(tile{x: w.z, sr: 1, sc: br}, b, h, i0, rn, ja, jn, x.dscale)
@@ -520,7 +521,7 @@ func (x *plan) dqTile(w *fwdScratch, acc []float32, b, h, i0, rn, ja, jn int) {
 			}
 		}
 	}
-	kn.DSCols(dpT, sT, dpT, jn, br, br, w.dvec, x.scale)
+	kn.DSCols(dpT, sT, dpT, jn, cols, br, w.dvec, x.scale)
 	if x.softcap > 0 {
 		for c := 0; c < jn; c++ {
 			for r := 0; r < rn; r++ {

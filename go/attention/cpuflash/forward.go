@@ -149,18 +149,24 @@ func (x *plan) forwardBlock(w *fwdScratch, b, h, i0 int, o *dst, lse []float32) 
 	o.putRows(row*d.D, rn, d.D, acc, dp)
 }
 
+// tileCols is the number of columns of a transposed tile to compute for rn query rows:
+// rn rounded up so that both the GEMM that writes the tile (columns in 16s) and the one
+// that reads it back (rows in 6s) stay within computed values.
+func tileCols(rn int) int { return roundUp(roundUp(rn, mr), nr) }
+
 // forwardTile folds keys [ja, ja+jn) of kv head KVHead(h) into the accumulators of the
 // query block: the llm.c-style sequence, shapes on the right.
 func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 	d, br, dp, kn := x.d, x.br, x.dp, x.kn
 	g := d.KVHead(h)
 	jn6 := roundUp(jn, mr)
+	cols := tileCols(rn) // query columns worth computing (a short last block needs fewer)
 	lo, hi := w.lo, w.hi
 
 	// Sᵀ = K·Qᵀ                                                      (jn, br)
 	kt := x.k.block(b, g, ja, jn, dp, w.kBuf) // (jn6, dp)
 	sT := w.s[:jn6*br]
-	kn.GEMM(jn6, br, d.D, kt, dp, 1, w.qT, br, sT, br, false)
+	kn.GEMM(jn6, cols, d.D, kt, dp, 1, w.qT, br, sT, br, false)
 	t := tile{x: sT, sr: 1, sc: br}
 	if !x.plain {
 		x.logits(t, w.u, b, h, i0, rn, ja, jn, lo, hi) // base-2 logits, −Inf where hidden
@@ -173,7 +179,7 @@ func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 	for r := range mx {
 		mx[r] = negInf()
 	}
-	kn.ColMax(mx, sT, jn, br, br)
+	kn.ColMax(mx, sT, jn, cols, br)
 	m2, l, bsub, corr := w.m2, w.l, w.bsub[:br], w.corr[:rn]
 	inf := float32(math.Inf(1))
 	rescale := false
@@ -203,7 +209,7 @@ func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 	// P = 2^(expA·Sᵀ − m2_new), in place; l += Σ_c P[c, ·]                (jn, br)
 	lsum := w.lsum[:br]
 	clear(lsum)
-	kn.ExpCols(sT, jn, br, br, x.expA, bsub, lsum)
+	kn.ExpCols(sT, jn, cols, br, x.expA, bsub, lsum)
 	for r := 0; r < rn; r++ {
 		l[r] += lsum[r]
 	}

@@ -70,6 +70,7 @@ type Preparer struct {
 	strategy Strategy
 	copies   atomic.Int64
 	bytes    atomic.Int64
+	byKind   CopyCounter
 }
 
 // NewPreparer returns a Preparer that allocates copies with s.
@@ -77,6 +78,10 @@ func NewPreparer(s Strategy) *Preparer { return &Preparer{strategy: s} }
 
 // Counts returns the number of copies made so far and their total size in bytes.
 func (p *Preparer) Counts() (copies, bytes int64) { return p.copies.Load(), p.bytes.Load() }
+
+// CopyStats returns the copies made so far by kind: "prepare: " and the storage kind of
+// the copy.
+func (p *Preparer) CopyStats() CopyStats { return p.byKind.Snapshot() }
 
 // Prepare returns t itself when it fits n, and otherwise a new tensor that does, in the
 // strategy's storage when t's kind is not accepted. The input is never modified.
@@ -114,5 +119,6 @@ func (p *Preparer) Prepare(t *tensor.Tensor, n Needs) (*tensor.Tensor, error) {
 	}
 	p.copies.Add(1)
 	p.bytes.Add(int64(out.Bytes()))
+	p.byKind.Add("prepare: "+out.Storage().Kind().String(), int64(out.Bytes()))
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -58,8 +59,10 @@ func (f *fake) Supports(*spec.Problem) error {
 	}
 	return nil
 }
-func (f *fake) Forward(p *spec.Problem) (*spec.Saved, error) { return fallback.Forward(p) }
-func (f *fake) Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, error) {
+func (f *fake) Forward(_ context.Context, p *spec.Problem, _ *spec.Saved) (*spec.Saved, error) {
+	return fallback.Forward(p)
+}
+func (f *fake) Backward(_ context.Context, p *spec.Problem, s *spec.Saved, dO *tensor.Tensor, _ *spec.Grads) (*spec.Grads, error) {
 	return fallback.Backward(p, s, dO)
 }
 func (f *fake) Close() error { f.rec.close(f.name); return nil }
@@ -118,7 +121,7 @@ func TestGraphRunsExecutorsInPriorityOrder(t *testing.T) {
 			app.RequireStart()
 
 			assert.Equal(t, []string{"high", "mid", "low", "reference"}, eng.Executors())
-			_, err := eng.Forward(problem(t))
+			_, err := eng.Forward(context.Background(), problem(t), nil)
 			require.NoError(t, err)
 			assert.Equal(t, tc.asked, rec.asked)
 			ran := tc.accepting
@@ -132,7 +135,7 @@ func TestGraphRunsExecutorsInPriorityOrder(t *testing.T) {
 			app.RequireStop()
 			slices.Sort(rec.closed)
 			assert.Equal(t, []string{"high", "low", "mid"}, rec.closed, "OnStop closes the engine, which closes its executors")
-			_, err = eng.Forward(problem(t))
+			_, err = eng.Forward(context.Background(), problem(t), nil)
 			assert.ErrorIs(t, err, attention.ErrClosed)
 		})
 	}

@@ -1,13 +1,16 @@
 package attention
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -48,18 +51,35 @@ type Params struct {
 	// Logger receives fallback warnings and, with Debug, dispatch lines; nil means
 	// slog.Default().
 	Logger *slog.Logger
-	// Debug logs every dispatch. NewEngine also turns it on when ORCHARD_DEBUG=1.
+	// Debug logs every dispatch. NewEngine also turns it on when ORCHARD_DEBUG is a true
+	// value of strconv.ParseBool ("1", "true", ...).
 	Debug bool
+	// MemoryBudget caps the working memory of each call, in bytes, for contexts that do not
+	// set one with spec.WithMemoryBudget; 0 means spec.DefaultMemoryBudget (half the
+	// machine's memory).
+	MemoryBudget int64
 }
 
 // Stats is a snapshot of what an Engine has done.
 type Stats struct {
 	// Calls counts completed forward and backward calls per executor name.
 	Calls map[string]int64
-	// Fallbacks counts hand-overs to the next executor per "executor: reason".
+	// Fallbacks counts hand-overs to the next executor per "executor: cause", where the
+	// cause is one of spec's fixed set (spec.CauseOf), so the map stays bounded.
 	Fallbacks map[string]int64
-	// Copies and CopyBytes count inputs the allocator had to copy to fit an executor.
+	// FallbackDetail holds, per key of Fallbacks, the text of the latest such error.
+	FallbackDetail map[string]string
+	// Copies and CopyBytes count every copy made for the engine's calls: the preparer's
+	// (inputs copied to fit an executor) and the executors' own (uploads, downloads,
+	// staging), as totals; CopiesByKind splits them by kind of copy.
 	Copies, CopyBytes int64
+	CopiesByKind      allocator.CopyStats
+}
+
+// CopyReporter is implemented by executors that copy data themselves (uploads to a device,
+// downloads, staging): the engine adds their counts to Stats.
+type CopyReporter interface {
+	CopyStats() allocator.CopyStats
 }
 
 // Engine dispatches attention calls to executors. It is safe for concurrent use.
@@ -67,6 +87,7 @@ type Engine struct {
 	executors []spec.Executor
 	preparer  *allocator.Preparer
 	strict    bool
+	budget    int64
 	log       *slog.Logger
 	debug     bool
 
@@ -74,7 +95,7 @@ type Engine struct {
 	closed    bool
 	calls     map[string]int64
 	fallbacks map[string]int64
-	logged    map[string]bool
+	detail    map[string]string
 }
 
 // NewEngine builds an Engine. It fails when two executors share a name.
@@ -89,6 +110,9 @@ func NewEngine(p Params) (*Engine, error) {
 			return nil, &spec.ArgError{Arg: "Params.Executors", Rule: fmt.Sprintf("two executors are named %q", e.Name())}
 		}
 		names[e.Name()] = true
+	}
+	if p.MemoryBudget < 0 {
+		return nil, &spec.ArgError{Arg: "Params.MemoryBudget", Rule: fmt.Sprintf("is %d; must be ≥ 0 (0 selects spec.DefaultMemoryBudget)", p.MemoryBudget)}
 	}
 	var ref spec.Executor
 	if !names[referenceName] {
@@ -117,12 +141,20 @@ func NewEngine(p Params) (*Engine, error) {
 		executors: execs,
 		preparer:  prep,
 		strict:    p.Strict,
+		budget:    p.MemoryBudget,
 		log:       logger,
-		debug:     p.Debug || os.Getenv("ORCHARD_DEBUG") == "1",
+		debug:     p.Debug || debugFromEnv(),
 		calls:     map[string]int64{},
 		fallbacks: map[string]int64{},
-		logged:    map[string]bool{},
+		detail:    map[string]string{},
 	}, nil
+}
+
+// debugFromEnv reads ORCHARD_DEBUG: any value strconv.ParseBool takes as true ("1", "t",
+// "true", "TRUE", ...) turns dispatch logging on.
+func debugFromEnv() bool {
+	on, err := strconv.ParseBool(os.Getenv("ORCHARD_DEBUG"))
+	return err == nil && on
 }
 
 // Executors returns the executor names in the order they are tried.
@@ -138,8 +170,17 @@ func (e *Engine) Executors() []string {
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	copies, bytes := e.preparer.Counts()
-	return Stats{Calls: cloneMap(e.calls), Fallbacks: cloneMap(e.fallbacks), Copies: copies, CopyBytes: bytes}
+	byKind := e.preparer.CopyStats()
+	for _, x := range e.executors {
+		if r, ok := x.(CopyReporter); ok {
+			byKind = byKind.Merge(r.CopyStats())
+		}
+	}
+	total := byKind.Total()
+	return Stats{
+		Calls: cloneMap(e.calls), Fallbacks: cloneMap(e.fallbacks), FallbackDetail: maps.Clone(e.detail),
+		Copies: total.Count, CopyBytes: total.Bytes, CopiesByKind: byKind,
+	}
 }
 
 func cloneMap(m map[string]int64) map[string]int64 {
@@ -171,22 +212,33 @@ func (e *Engine) Close() error {
 	return errors.Join(errs...)
 }
 
-// Forward computes O and L with the first executor that supports p and completes.
-func (e *Engine) Forward(p *spec.Problem) (*spec.Saved, error) {
+// Forward computes O and L with the first executor that supports p and completes. into
+// may be nil; its non-nil fields are caller-provided destinations (as PyTorch's out=,
+// checked by spec.ValidateSavedInto) that are filled and returned, so a training loop
+// allocates no outputs. After an error their contents are unspecified. The signature is
+// spec.Executor's, so an Engine can stand wherever an executor can.
+func (e *Engine) Forward(ctx context.Context, p *spec.Problem, into *spec.Saved) (*spec.Saved, error) {
+	if err := e.begin(ctx); err != nil {
+		return nil, err
+	}
 	if err := spec.Validate(p); err != nil {
 		return nil, err
 	}
+	if err := spec.ValidateSavedInto(p, into); err != nil {
+		return nil, err
+	}
+	ctx = e.withBudget(ctx)
 	var out *spec.Saved
-	err := e.dispatch("forward", p, func(x spec.Executor) error {
+	err := e.dispatch(ctx, "forward", p, func(x spec.Executor) error {
 		in, err := e.prepare(x, p)
 		if err != nil {
 			return err
 		}
-		s, err := x.Forward(in)
+		s, err := x.Forward(ctx, in, into)
 		if err != nil {
 			return err
 		}
-		if err := checkSaved(p, s); err != nil {
+		if err := checkSaved(p, s, into); err != nil {
 			return err
 		}
 		out = s
@@ -197,12 +249,20 @@ func (e *Engine) Forward(p *spec.Problem) (*spec.Saved, error) {
 
 // Backward computes dQ, dK and dV with the first executor that supports p and completes.
 // Any executor may take the backward of any executor's forward: they share the contract.
-func (e *Engine) Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, error) {
+// into is as in Forward (checked by spec.ValidateGradsInto).
+func (e *Engine) Backward(ctx context.Context, p *spec.Problem, s *spec.Saved, dO *tensor.Tensor, into *spec.Grads) (*spec.Grads, error) {
+	if err := e.begin(ctx); err != nil {
+		return nil, err
+	}
 	if err := spec.ValidateBackward(p, s, dO); err != nil {
 		return nil, err
 	}
+	if err := spec.ValidateGradsInto(p, s, dO, into); err != nil {
+		return nil, err
+	}
+	ctx = e.withBudget(ctx)
 	var out *spec.Grads
-	err := e.dispatch("backward", p, func(x spec.Executor) error {
+	err := e.dispatch(ctx, "backward", p, func(x spec.Executor) error {
 		in, err := e.prepare(x, p)
 		if err != nil {
 			return err
@@ -220,17 +280,39 @@ func (e *Engine) Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*s
 				sv = &spec.Saved{O: o, L: s.L}
 			}
 		}
-		g, err := x.Backward(in, sv, dOp)
+		g, err := x.Backward(ctx, in, sv, dOp, into)
 		if err != nil {
 			return err
 		}
-		if err := checkGrads(p, g); err != nil {
+		if err := checkGrads(p, g, into); err != nil {
 			return err
 		}
 		out = g
 		return nil
 	})
 	return out, err
+}
+
+// begin refuses calls after Close and calls whose context has already ended.
+func (e *Engine) begin(ctx context.Context) error {
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if ctx == nil {
+		return &spec.ArgError{Arg: "ctx", Rule: "must not be nil (use context.Background())"}
+	}
+	return ctx.Err()
+}
+
+// withBudget applies the engine's memory budget to a context that sets none.
+func (e *Engine) withBudget(ctx context.Context) context.Context {
+	if _, set := spec.ContextMemoryBudget(ctx); e.budget > 0 && !set {
+		return spec.WithMemoryBudget(ctx, e.budget)
+	}
+	return ctx
 }
 
 // prepare returns p with Q, K and V made to fit x; p itself when they already do.
@@ -260,14 +342,9 @@ func (e *Engine) prepare(x spec.Executor, p *spec.Problem) (*spec.Problem, error
 	return &cp, nil
 }
 
-// dispatch tries the executors in order. run performs the call on one executor.
-func (e *Engine) dispatch(op string, p *spec.Problem, run func(spec.Executor) error) error {
-	e.mu.Lock()
-	closed := e.closed
-	e.mu.Unlock()
-	if closed {
-		return ErrClosed
-	}
+// dispatch tries the executors in order. run performs the call on one executor. A
+// cancelled context ends the call at once: it is the caller's decision, not a fallback.
+func (e *Engine) dispatch(ctx context.Context, op string, p *spec.Problem, run func(spec.Executor) error) error {
 	var skipped []string
 	var failures []error
 	for _, x := range e.executors {
@@ -287,18 +364,27 @@ func (e *Engine) dispatch(op string, p *spec.Problem, run func(spec.Executor) er
 				return nil
 			}
 		}
-		reason := err.Error()
-		key := x.Name() + ": " + reason
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("attention: %s cancelled: %w", op, cerr)
+		}
+		cause := spec.CauseOf(err)
+		key := x.Name() + ": " + string(cause)
 		skipped = append(skipped, key)
 		failures = append(failures, fmt.Errorf("%s: %w", x.Name(), err))
 		e.mu.Lock()
 		e.fallbacks[key]++
-		first := !e.logged[key]
-		e.logged[key] = true
+		_, seen := e.detail[key]
+		e.detail[key] = err.Error()
 		e.mu.Unlock()
-		declined := errors.Is(err, spec.ErrUnsupported)
-		if first && !declined {
-			e.log.Warn("orchard: attention executor failed, falling back", "op", op, "executor", x.Name(), "reason", reason)
+		if !seen {
+			// Each distinct (executor, cause) is logged once: a decline at Info, a failure
+			// at Warn; the counters in Stats keep the totals.
+			level := slog.LevelWarn
+			msg := "orchard: attention executor failed, falling back"
+			if cause == spec.CauseUnsupported {
+				level, msg = slog.LevelInfo, "orchard: attention executor declined the problem"
+			}
+			e.log.Log(ctx, level, msg, "op", op, "executor", x.Name(), "cause", string(cause), "detail", err.Error())
 		}
 		if e.strict {
 			return fmt.Errorf("%w: %s %s: %w", ErrFallback, op, x.Name(), err)
@@ -312,37 +398,63 @@ func (e *Engine) dispatch(op string, p *spec.Problem, run func(spec.Executor) er
 func runSafely(x spec.Executor, run func(spec.Executor) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
+			err = &panicError{value: fmt.Sprint(r)}
 		}
 	}()
 	return run(x)
 }
 
+// panicError is an executor panic turned into an error.
+type panicError struct{ value string }
+
+func (e *panicError) Error() string             { return "panic: " + e.value }
+func (e *panicError) FallbackCause() spec.Cause { return spec.CausePanic }
+
+// badOutput is malformed executor output, which counts as a failure.
+type badOutput struct{ msg string }
+
+func (e *badOutput) Error() string             { return e.msg }
+func (e *badOutput) FallbackCause() spec.Cause { return spec.CauseBadOutput }
+
+func badOutputf(format string, args ...any) error {
+	return &badOutput{msg: fmt.Sprintf(format, args...)}
+}
+
 // checkSaved rejects malformed executor output, which then counts as a failure.
-func checkSaved(p *spec.Problem, s *spec.Saved) error {
+func checkSaved(p *spec.Problem, s *spec.Saved, into *spec.Saved) error {
 	if s == nil || s.O == nil || s.L == nil {
-		return errors.New("returned no output")
+		return badOutputf("returned no output")
+	}
+	if into != nil && ((into.O != nil && s.O != into.O) || (into.L != nil && s.L != into.L)) {
+		return badOutputf("did not return the destination tensors it was given")
 	}
 	d := p.Dims()
 	if !s.O.SameShape(p.Q) || s.O.DType() != p.Q.DType() {
-		return fmt.Errorf("returned O of shape %v %v, want %v %v", s.O.Shape(), s.O.DType(), p.Q.Shape(), p.Q.DType())
+		return badOutputf("returned O of shape %v %v, want %v %v", s.O.Shape(), s.O.DType(), p.Q.Shape(), p.Q.DType())
 	}
 	if l := s.L.Shape(); len(l) != 3 || l[0] != d.B || l[1] != d.H || l[2] != d.N {
-		return fmt.Errorf("returned L of shape %v, want [%d %d %d]", l, d.B, d.H, d.N)
+		return badOutputf("returned L of shape %v, want [%d %d %d]", l, d.B, d.H, d.N)
+	}
+	if dt := s.L.DType(); dt != tensor.Float32 && dt != tensor.Float64 {
+		return badOutputf("returned L of dtype %v, want float32 or float64", dt)
 	}
 	return nil
 }
 
-func checkGrads(p *spec.Problem, g *spec.Grads) error {
+func checkGrads(p *spec.Problem, g *spec.Grads, into *spec.Grads) error {
 	if g == nil || g.DQ == nil || g.DK == nil || g.DV == nil {
-		return errors.New("returned no gradients")
+		return badOutputf("returned no gradients")
 	}
+	if into != nil && ((into.DQ != nil && g.DQ != into.DQ) || (into.DK != nil && g.DK != into.DK) || (into.DV != nil && g.DV != into.DV)) {
+		return badOutputf("did not return the destination tensors it was given")
+	}
+	gt := p.GradDTypeValue()
 	for _, c := range []struct {
 		name      string
 		got, like *tensor.Tensor
 	}{{"dQ", g.DQ, p.Q}, {"dK", g.DK, p.K}, {"dV", g.DV, p.V}} {
-		if !c.got.SameShape(c.like) || c.got.DType() != c.like.DType() {
-			return fmt.Errorf("returned %s of shape %v %v, want %v %v", c.name, c.got.Shape(), c.got.DType(), c.like.Shape(), c.like.DType())
+		if !c.got.SameShape(c.like) || c.got.DType() != gt {
+			return badOutputf("returned %s of shape %v %v, want %v %v", c.name, c.got.Shape(), c.got.DType(), c.like.Shape(), gt)
 		}
 	}
 	return nil

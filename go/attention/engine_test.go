@@ -2,6 +2,7 @@ package attention
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,7 +52,7 @@ func (f *fake) run(p *spec.Problem) error {
 	return f.fail
 }
 
-func (f *fake) Forward(p *spec.Problem) (*spec.Saved, error) {
+func (f *fake) Forward(_ context.Context, p *spec.Problem, _ *spec.Saved) (*spec.Saved, error) {
 	if err := f.run(p); err != nil {
 		return nil, err
 	}
@@ -64,7 +65,7 @@ func (f *fake) Forward(p *spec.Problem) (*spec.Saved, error) {
 	return &spec.Saved{O: o, L: l}, nil
 }
 
-func (f *fake) Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, error) {
+func (f *fake) Backward(_ context.Context, p *spec.Problem, s *spec.Saved, dO *tensor.Tensor, _ *spec.Grads) (*spec.Grads, error) {
 	if err := f.run(p); err != nil {
 		return nil, err
 	}
@@ -136,9 +137,9 @@ func TestFirstSupportingExecutorRuns(t *testing.T) {
 	cpu := &fake{name: "cpuflash", priority: 100}
 	e, _ := quietEngine(t, Params{Executors: []spec.Executor{cpu, metal, ref()}})
 	p := problem(t)
-	s, err := e.Forward(p)
+	s, err := e.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
-	_, err = e.Backward(p, s, s.O)
+	_, err = e.Backward(context.Background(), p, s, s.O, nil)
 	require.NoError(t, err)
 	assert.Len(t, metal.seen, 2)
 	assert.Empty(t, cpu.seen)
@@ -161,27 +162,26 @@ func TestEveryFallbackPath(t *testing.T) {
 		{"panics", &fake{panics: true}, "panic: kernel exploded", true},
 		{"malformed output", &fake{badShape: true}, "returned", true},
 	}
+	causes := map[string]spec.Cause{"declines": spec.CauseUnsupported, "fails": spec.CauseError, "panics": spec.CausePanic, "malformed output": spec.CauseBadOutput}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.exec.name, c.exec.priority = "metal", 200
 			r := ref()
 			e, logs := quietEngine(t, Params{Executors: []spec.Executor{c.exec, r}})
 			p := problem(t)
-			s, err := e.Forward(p)
+			s, err := e.Forward(context.Background(), p, nil)
 			require.NoError(t, err)
-			_, err = e.Backward(p, s, s.O)
+			_, err = e.Backward(context.Background(), p, s, s.O, nil)
 			require.NoError(t, err)
 			assert.Len(t, r.seen, 2, "the reference took both calls")
 			st := e.Stats()
 			assert.Equal(t, int64(2), st.Calls["reference"])
-			require.Len(t, st.Fallbacks, 2-boolInt(c.name != "malformed output"))
-			var total int64
-			for k, v := range st.Fallbacks {
-				assert.True(t, strings.HasPrefix(k, "metal: "), k)
-				assert.Contains(t, k, c.wantReason)
-				total += v
-			}
-			assert.Equal(t, int64(2), total)
+			// Forward and backward fail for the same cause: one bounded key, the detail
+			// kept beside it.
+			key := "metal: " + string(causes[c.name])
+			require.Len(t, st.Fallbacks, 1)
+			assert.Equal(t, int64(2), st.Fallbacks[key])
+			assert.Contains(t, st.FallbackDetail[key], c.wantReason)
 			if c.warned {
 				assert.Contains(t, logs.String(), "falling back")
 			} else {
@@ -191,23 +191,17 @@ func TestEveryFallbackPath(t *testing.T) {
 	}
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 func TestFailureLoggedOncePerReason(t *testing.T) {
 	bad := &fake{name: "metal", priority: 200, fail: errors.New("device lost")}
 	e, logs := quietEngine(t, Params{Executors: []spec.Executor{bad, ref()}})
 	p := problem(t)
 	for i := 0; i < 5; i++ {
-		_, err := e.Forward(p)
+		_, err := e.Forward(context.Background(), p, nil)
 		require.NoError(t, err)
 	}
 	assert.Equal(t, 1, strings.Count(logs.String(), "device lost"))
-	assert.Equal(t, int64(5), e.Stats().Fallbacks["metal: device lost"])
+	assert.Equal(t, int64(5), e.Stats().Fallbacks["metal: error"])
+	assert.Equal(t, "device lost", e.Stats().FallbackDetail["metal: error"])
 }
 
 func TestStrictModeRefusesFallback(t *testing.T) {
@@ -217,14 +211,14 @@ func TestStrictModeRefusesFallback(t *testing.T) {
 	} {
 		r := ref()
 		e, _ := quietEngine(t, Params{Executors: []spec.Executor{bad, r}, Strict: true})
-		_, err := e.Forward(problem(t))
+		_, err := e.Forward(context.Background(), problem(t), nil)
 		require.Error(t, err)
 		assert.ErrorIs(t, err, ErrFallback)
 		assert.Empty(t, r.seen, "strict mode must not run the next executor")
 	}
 	// Strict mode with a working first executor just runs.
 	e, _ := quietEngine(t, Params{Executors: []spec.Executor{&fake{name: "cpuflash", priority: 1}, ref()}, Strict: true})
-	_, err := e.Forward(problem(t))
+	_, err := e.Forward(context.Background(), problem(t), nil)
 	assert.NoError(t, err)
 }
 
@@ -232,7 +226,7 @@ func TestAllFailed(t *testing.T) {
 	r := ref()
 	r.fail = errors.New("out of memory")
 	e, _ := quietEngine(t, Params{Executors: []spec.Executor{&fake{name: "cpuflash", decline: "float64"}, r}})
-	_, err := e.Forward(problem(t))
+	_, err := e.Forward(context.Background(), problem(t), nil)
 	assert.ErrorIs(t, err, ErrAllFailed)
 	assert.ErrorContains(t, err, "out of memory")
 	assert.ErrorContains(t, err, "float64")
@@ -243,7 +237,7 @@ func TestInvalidInputIsNotAFallback(t *testing.T) {
 	e, _ := quietEngine(t, Params{Executors: []spec.Executor{r}})
 	p := problem(t)
 	p.Scale = -1
-	_, err := e.Forward(p)
+	_, err := e.Forward(context.Background(), p, nil)
 	var ae *spec.ArgError
 	require.ErrorAs(t, err, &ae)
 	assert.Equal(t, "Options.Scale", ae.Arg)
@@ -256,7 +250,7 @@ func TestPreparesOnlyWhatDoesNotFit(t *testing.T) {
 	x := needyFake{&fake{name: "cpuflash", priority: 100, needs: &needs}}
 	e, _ := quietEngine(t, Params{Executors: []spec.Executor{x, ref()}})
 	p := problem(t)
-	_, err := e.Forward(p)
+	_, err := e.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
 	assert.Same(t, p, x.seen[0], "contiguous inputs are passed through")
 	assert.Zero(t, e.Stats().Copies)
@@ -267,7 +261,7 @@ func TestPreparesOnlyWhatDoesNotFit(t *testing.T) {
 	kview, err := k.Transpose(2, 3) // [1 1 5 4], not contiguous
 	require.NoError(t, err)
 	q2.K = kview
-	_, err = e.Forward(&q2)
+	_, err = e.Forward(context.Background(), &q2, nil)
 	require.NoError(t, err)
 	st := e.Stats()
 	assert.Equal(t, int64(1), st.Copies)
@@ -288,11 +282,11 @@ func TestConcurrentUse(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 25; i++ {
-				s, err := e.Forward(p)
+				s, err := e.Forward(context.Background(), p, nil)
 				if !assert.NoError(t, err) {
 					return
 				}
-				_, err = e.Backward(p, s, s.O)
+				_, err = e.Backward(context.Background(), p, s, s.O, nil)
 				assert.NoError(t, err)
 				_ = e.Stats()
 			}
@@ -301,7 +295,8 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	st := e.Stats()
 	assert.Equal(t, int64(400), st.Calls["cpuflash"])
-	assert.Equal(t, int64(400), st.Fallbacks["metal: busy"])
+	assert.Equal(t, int64(400), st.Fallbacks["metal: error"])
+	assert.Equal(t, "busy", st.FallbackDetail["metal: error"])
 }
 
 type closer struct {
@@ -318,13 +313,13 @@ func TestCloseReleasesExecutorsOnce(t *testing.T) {
 	assert.ErrorContains(t, err, "release failed")
 	assert.NoError(t, e.Close())
 	assert.Equal(t, 1, c.closed)
-	_, err = e.Forward(problem(t))
+	_, err = e.Forward(context.Background(), problem(t), nil)
 	assert.ErrorIs(t, err, ErrClosed)
 }
 
 func TestDebugLogsEveryDispatch(t *testing.T) {
 	e, logs := quietEngine(t, Params{Executors: []spec.Executor{&fake{name: "metal", priority: 2, decline: "no device"}, ref()}, Debug: true})
-	_, err := e.Forward(problem(t))
+	_, err := e.Forward(context.Background(), problem(t), nil)
 	require.NoError(t, err)
 	out := logs.String()
 	assert.Contains(t, out, "executor=reference")

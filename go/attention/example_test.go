@@ -1,6 +1,7 @@
 package attention_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 
@@ -37,11 +38,11 @@ func Example() {
 		V:       randn(r, 2, 2, 128, 64),
 		Options: spec.Options{Causal: spec.CausalBottomRight, Dropout: spec.Dropout{P: 0.1, Seed: 42}},
 	}
-	saved, err := engine.Forward(p) // saved.O [B, H, N, D], saved.L [B, H, N]
+	saved, err := engine.Forward(context.Background(), p, nil) // saved.O [B, H, N, D], saved.L [B, H, N]
 	if err != nil {
 		panic(err)
 	}
-	grads, err := engine.Backward(p, saved, randn(r, 2, 8, 128, 64)) // dQ, dK, dV
+	grads, err := engine.Backward(context.Background(), p, saved, randn(r, 2, 8, 128, 64), nil) // dQ, dK, dV
 	if err != nil {
 		panic(err)
 	}

@@ -1,6 +1,7 @@
 package fallback_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -51,7 +52,7 @@ func TestBadInputGetsTypedErrors(t *testing.T) {
 				check("Forward", err)
 				require.NotPanics(t, func() { err = ex.Supports(c.Problem) })
 				check("Supports", err)
-				require.NotPanics(t, func() { s, err = ex.Forward(c.Problem) })
+				require.NotPanics(t, func() { s, err = ex.Forward(context.Background(), c.Problem, nil) })
 				assert.Nil(t, s)
 				check("Executor.Forward", err)
 			}
@@ -60,7 +61,7 @@ func TestBadInputGetsTypedErrors(t *testing.T) {
 			require.NotPanics(t, func() { g, err = fallback.Backward(c.Problem, c.Saved, c.DO) })
 			assert.Nil(t, g)
 			check("Backward", err)
-			require.NotPanics(t, func() { g, err = ex.Backward(c.Problem, c.Saved, c.DO) })
+			require.NotPanics(t, func() { g, err = ex.Backward(context.Background(), c.Problem, c.Saved, c.DO, nil) })
 			assert.Nil(t, g)
 			check("Executor.Backward", err)
 

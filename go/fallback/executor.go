@@ -1,6 +1,8 @@
 package fallback
 
 import (
+	"context"
+
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/tensor"
 )
@@ -39,10 +41,35 @@ func (*Executor) Supports(p *spec.Problem) error {
 	return nil
 }
 
-// Forward is the package's Forward.
-func (*Executor) Forward(p *spec.Problem) (*spec.Saved, error) { return Forward(p) }
+// Forward is the package's Forward; destinations in into receive a copy of the result.
+func (*Executor) Forward(ctx context.Context, p *spec.Problem, into *spec.Saved) (*spec.Saved, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := spec.ValidateSavedInto(p, into); err != nil {
+		return nil, err
+	}
+	s, err := Forward(p)
+	if err != nil {
+		return nil, err
+	}
+	return spec.FillSaved(into, s)
+}
 
-// Backward is the package's Backward.
-func (*Executor) Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, error) {
-	return Backward(p, s, dO)
+// Backward is the package's Backward; destinations in into receive a copy of the result.
+func (*Executor) Backward(ctx context.Context, p *spec.Problem, s *spec.Saved, dO *tensor.Tensor, into *spec.Grads) (*spec.Grads, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := spec.ValidateBackward(p, s, dO); err != nil {
+		return nil, err
+	}
+	if err := spec.ValidateGradsInto(p, s, dO, into); err != nil {
+		return nil, err
+	}
+	g, err := Backward(p, s, dO)
+	if err != nil {
+		return nil, err
+	}
+	return spec.FillGrads(into, g)
 }

@@ -2,6 +2,7 @@ package fallback_test
 
 import (
 	"bytes"
+	"context"
 	"math/rand/v2"
 	"testing"
 
@@ -42,9 +43,9 @@ func TestExecutorReadsSharedStorage(t *testing.T) {
 	ex := fallback.NewExecutor()
 	shared := &spec.Problem{Q: q, K: k, V: v}
 	require.NoError(t, ex.Supports(shared))
-	s1, err := ex.Forward(shared)
+	s1, err := ex.Forward(context.Background(), shared, nil)
 	require.NoError(t, err)
-	s2, err := ex.Forward(&spec.Problem{Q: host, K: k, V: v})
+	s2, err := ex.Forward(context.Background(), &spec.Problem{Q: host, K: k, V: v}, nil)
 	require.NoError(t, err)
 	assert.Equal(t, s2.O.Storage().Bytes(), s1.O.Storage().Bytes())
 }
@@ -54,9 +55,9 @@ func TestExecutorMatchesFunctions(t *testing.T) {
 	pc := optionCases()[len(optionCases())-1]
 	p, dO := buildProblem(t, pc, tensor.Float32, 12)
 	ex := fallback.NewExecutor()
-	s1, err := ex.Forward(p)
+	s1, err := ex.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
-	g1, err := ex.Backward(p, s1, dO)
+	g1, err := ex.Backward(context.Background(), p, s1, dO, nil)
 	require.NoError(t, err)
 	s2, g2 := runBoth(t, p, dO)
 	for i, pair := range [][2]*tensor.Tensor{{s1.O, s2.O}, {s1.L, s2.L}, {g1.DQ, g2.DQ}, {g1.DK, g2.DK}, {g1.DV, g2.DV}} {

@@ -1,6 +1,7 @@
 package fallback
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -129,11 +130,11 @@ func CheckAttentionGradients(p *spec.Problem, seed int64, c GradCheck) (GradRepo
 	}
 
 	// Analytic gradients.
-	saved, err := ex.Forward(p)
+	saved, err := ex.Forward(context.Background(), p, nil)
 	if err != nil {
 		return GradReport{}, fmt.Errorf("fallback: gradient check: %s forward: %w", ex.Name(), err)
 	}
-	grads, err := ex.Backward(p, saved, dO)
+	grads, err := ex.Backward(context.Background(), p, saved, dO, nil)
 	if err != nil {
 		return GradReport{}, fmt.Errorf("fallback: gradient check: %s backward: %w", ex.Name(), err)
 	}

@@ -1,6 +1,7 @@
 package fallback_test
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -91,8 +92,8 @@ type wrongExecutor struct {
 	which string
 }
 
-func (w wrongExecutor) Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, error) {
-	g, err := w.Executor.Backward(p, s, dO)
+func (w wrongExecutor) Backward(_ context.Context, p *spec.Problem, s *spec.Saved, dO *tensor.Tensor, _ *spec.Grads) (*spec.Grads, error) {
+	g, err := w.Executor.Backward(context.Background(), p, s, dO, nil)
 	if err != nil {
 		return nil, err
 	}

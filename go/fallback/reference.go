@@ -81,7 +81,7 @@ func Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, e
 			x.backwardHead(p, b, h, w, l, do, dq, dk, dv)
 		}
 	}
-	dt := p.Q.DType()
+	dt := p.GradDTypeValue()
 	g := &spec.Grads{}
 	if g.DQ, err = tensor.FromFloat64s(dt, dq, d.B, d.H, d.N, d.D); err != nil {
 		return nil, fmt.Errorf("fallback: building dQ: %w", err)

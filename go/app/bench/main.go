@@ -13,6 +13,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -326,16 +327,17 @@ func measure(eng *attention.Engine, s shape, c config, memory bool) (timing, err
 	if s.Causal {
 		p.Causal = spec.CausalTopLeft
 	}
+	ctx := context.Background()
 	fwdBwd := func() error {
-		sv, err := eng.Forward(p)
+		sv, err := eng.Forward(ctx, p, nil)
 		if err != nil {
 			return err
 		}
-		_, err = eng.Backward(p, sv, dO)
+		_, err = eng.Backward(ctx, p, sv, dO, nil)
 		return err
 	}
 	fwd := func() error {
-		_, err := eng.Forward(p)
+		_, err := eng.Forward(ctx, p, nil)
 		return err
 	}
 	if memory {

@@ -1,6 +1,7 @@
 package cpuflash
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -98,7 +99,7 @@ func BenchmarkForward(b *testing.B) {
 			var cpu time.Duration
 			for b.Loop() {
 				c0 := cpuTime()
-				_, err := e.Forward(p)
+				_, err := e.Forward(context.Background(), p, nil)
 				cpu += cpuTime() - c0
 				require.NoError(b, err)
 			}
@@ -117,9 +118,9 @@ func BenchmarkForwardBackward(b *testing.B) {
 			var cpu time.Duration
 			for b.Loop() {
 				c0 := cpuTime()
-				sv, err := e.Forward(p)
+				sv, err := e.Forward(context.Background(), p, nil)
 				require.NoError(b, err)
-				_, err = e.Backward(p, sv, dO)
+				_, err = e.Backward(context.Background(), p, sv, dO, nil)
 				cpu += cpuTime() - c0
 				require.NoError(b, err)
 			}
@@ -142,9 +143,9 @@ func BenchmarkForwardBackwardMemory(b *testing.B) {
 			runtime.GC()
 			var m0, m1 runtime.MemStats
 			runtime.ReadMemStats(&m0)
-			sv, err := e.Forward(p)
+			sv, err := e.Forward(context.Background(), p, nil)
 			require.NoError(b, err)
-			g, err := e.Backward(p, sv, dO)
+			g, err := e.Backward(context.Background(), p, sv, dO, nil)
 			require.NoError(b, err)
 			runtime.ReadMemStats(&m1)
 			out := sv.O.Bytes() + sv.L.Bytes() + g.DQ.Bytes() + g.DK.Bytes() + g.DV.Bytes()
@@ -167,12 +168,12 @@ func BenchmarkBackwardSchedules(b *testing.B) {
 				p, dO := benchProblem(b, s)
 				e := benchExecutor(b)
 				e.strategy = sch.st
-				sv, err := e.Forward(p)
+				sv, err := e.Forward(context.Background(), p, nil)
 				require.NoError(b, err)
 				var cpu time.Duration
 				for b.Loop() {
 					c0 := cpuTime()
-					_, err := e.Backward(p, sv, dO)
+					_, err := e.Backward(context.Background(), p, sv, dO, nil)
 					cpu += cpuTime() - c0
 					require.NoError(b, err)
 				}

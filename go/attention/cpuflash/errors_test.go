@@ -1,6 +1,7 @@
 package cpuflash
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -36,9 +37,9 @@ func TestBadInputGetsTypedErrors(t *testing.T) {
 	valid, err := badinput.Valid()
 	require.NoError(t, err)
 	e := New(Params{})
-	s, err := e.Forward(valid.Problem)
+	s, err := e.Forward(context.Background(), valid.Problem, nil)
 	require.NoError(t, err, "the call every case starts from must run")
-	_, err = e.Backward(valid.Problem, s, valid.DO)
+	_, err = e.Backward(context.Background(), valid.Problem, s, valid.DO, nil)
 	require.NoError(t, err)
 
 	cases, err := badinput.Cases()
@@ -68,12 +69,12 @@ func TestBadInputGetsTypedErrors(t *testing.T) {
 				var err error
 				require.NotPanics(t, func() { err = e.Supports(c.Problem) })
 				check("Supports", err)
-				require.NotPanics(t, func() { s, err = e.Forward(c.Problem) })
+				require.NotPanics(t, func() { s, err = e.Forward(context.Background(), c.Problem, nil) })
 				assert.Nil(t, s)
 				check("Forward", err)
 			}
 			var g *spec.Grads
-			require.NotPanics(t, func() { g, err = e.Backward(c.Problem, c.Saved, c.DO) })
+			require.NotPanics(t, func() { g, err = e.Backward(context.Background(), c.Problem, c.Saved, c.DO, nil) })
 			assert.Nil(t, g)
 			check("Backward", err)
 			assert.Equal(t, before, snapshotNonNil(ins...), "inputs unchanged")
@@ -129,7 +130,7 @@ func TestDeclines(t *testing.T) {
 			require.ErrorAs(t, err, &ue)
 			assert.Equal(t, "cpuflash", ue.Executor)
 			assert.Contains(t, ue.Reason, c.reason)
-			s, err := e.Forward(c.p)
+			s, err := e.Forward(context.Background(), c.p, nil)
 			assert.Nil(t, s)
 			assert.ErrorIs(t, err, spec.ErrUnsupported)
 		})
@@ -146,13 +147,13 @@ func TestBackwardRejectsBadLogsumexp(t *testing.T) {
 		V: randTensor(t, rng, tensor.Float32, 1, 1, 1, 4, 8),
 	}
 	e := New(Params{})
-	s, err := e.Forward(p)
+	s, err := e.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
 	for _, bad := range []float64{math.NaN(), math.Inf(1)} {
 		l, err := s.L.Clone()
 		require.NoError(t, err)
 		require.NoError(t, l.Set(bad, 0, 0, 2))
-		g, err := e.Backward(p, &spec.Saved{O: s.O, L: l}, randTensor(t, rng, tensor.Float32, 1, 1, 1, 4, 8))
+		g, err := e.Backward(context.Background(), p, &spec.Saved{O: s.O, L: l}, randTensor(t, rng, tensor.Float32, 1, 1, 1, 4, 8), nil)
 		assert.Nil(t, g)
 		var ae *spec.ArgError
 		require.ErrorAs(t, err, &ae)
@@ -177,9 +178,9 @@ func TestNonContiguousInputs(t *testing.T) {
 	e := New(Params{})
 	run := func(q *tensor.Tensor) [][]byte {
 		p := &spec.Problem{Q: q, K: k, V: v, Options: spec.Options{Causal: spec.CausalBottomRight}}
-		s, err := e.Forward(p)
+		s, err := e.Forward(context.Background(), p, nil)
 		require.NoError(t, err)
-		g, err := e.Backward(p, s, dO)
+		g, err := e.Backward(context.Background(), p, s, dO, nil)
 		require.NoError(t, err)
 		return snapshot(s.O, s.L, g.DQ, g.DK, g.DV)
 	}
@@ -203,9 +204,9 @@ func TestEngineRunsCPUFlash(t *testing.T) {
 		K: k,
 		V: randTensor(t, rng, tensor.Float16, 1, 1, 2, 20, 8),
 	}
-	s, err := eng.Forward(p)
+	s, err := eng.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
-	_, err = eng.Backward(p, s, randTensor(t, rng, tensor.Float16, 1, 1, 4, 9, 8))
+	_, err = eng.Backward(context.Background(), p, s, randTensor(t, rng, tensor.Float16, 1, 1, 4, 9, 8), nil)
 	require.NoError(t, err)
 	st := eng.Stats()
 	assert.Equal(t, int64(2), st.Calls["cpuflash"])

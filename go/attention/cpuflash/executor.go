@@ -1,6 +1,7 @@
 package cpuflash
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"runtime"
@@ -125,6 +126,9 @@ func (e *Executor) supports(p *spec.Problem) error {
 	default:
 		return spec.Unsupported(Name, "dtype %v: cpuflash computes in float32 from float32, float16 or bfloat16 inputs; float64 problems are the reference's", dt)
 	}
+	if gt := p.GradDTypeValue(); gt != p.Q.DType() {
+		return spec.Unsupported(Name, "gradients in %v for %v inputs are not written by cpuflash yet", gt, p.Q.DType())
+	}
 	for _, a := range []struct {
 		name string
 		t    *tensor.Tensor
@@ -143,9 +147,16 @@ func hostReadable(name string, t *tensor.Tensor) error {
 	return nil
 }
 
-// Forward returns O (Q's dtype) and L (float32) for p.
-func (e *Executor) Forward(p *spec.Problem) (*spec.Saved, error) {
+// Forward returns O (Q's dtype) and L (float32) for p; destinations in into receive the
+// result.
+func (e *Executor) Forward(ctx context.Context, p *spec.Problem, into *spec.Saved) (*spec.Saved, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := spec.Validate(p); err != nil {
+		return nil, err
+	}
+	if err := spec.ValidateSavedInto(p, into); err != nil {
 		return nil, err
 	}
 	if err := e.supports(p); err != nil {
@@ -155,13 +166,23 @@ func (e *Executor) Forward(p *spec.Problem) (*spec.Saved, error) {
 	if err != nil {
 		return nil, err
 	}
-	return x.forward()
+	out, err := x.forward()
+	if err != nil {
+		return nil, err
+	}
+	return spec.FillSaved(into, out)
 }
 
 // Backward returns dQ, dK and dV (Q's dtype) given the saved O and L of a forward pass of
 // p (from any executor) and dO.
-func (e *Executor) Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, error) {
+func (e *Executor) Backward(ctx context.Context, p *spec.Problem, s *spec.Saved, dO *tensor.Tensor, into *spec.Grads) (*spec.Grads, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := spec.ValidateBackward(p, s, dO); err != nil {
+		return nil, err
+	}
+	if err := spec.ValidateGradsInto(p, s, dO, into); err != nil {
 		return nil, err
 	}
 	if err := e.supports(p); err != nil {
@@ -188,7 +209,11 @@ func (e *Executor) Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (
 	if err != nil {
 		return nil, err
 	}
-	return x.backward(s.O, lse, dO)
+	g, err := x.backward(s.O, lse, dO)
+	if err != nil {
+		return nil, err
+	}
+	return spec.FillGrads(into, g)
 }
 
 // workers returns the number of goroutines for a call with n tasks.

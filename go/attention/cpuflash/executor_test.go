@@ -1,6 +1,7 @@
 package cpuflash
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -204,13 +205,13 @@ func (e errs) String() string {
 func compare(t *testing.T, e *Executor, p *spec.Problem, dO *tensor.Tensor) errs {
 	t.Helper()
 	before := snapshot(p.Q, p.K, p.V, dO)
-	s, err := e.Forward(p)
+	s, err := e.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
 	p64 := problem64(t, p)
 	rs, err := fallback.Forward(p64)
 	require.NoError(t, err)
 	savedBefore := snapshot(s.O, s.L)
-	g, err := e.Backward(p, s, dO)
+	g, err := e.Backward(context.Background(), p, s, dO, nil)
 	require.NoError(t, err)
 	rg, err := fallback.Backward(p64, rs, to64(t, dO))
 	require.NoError(t, err)
@@ -407,9 +408,9 @@ func TestBitwiseAcrossWorkers(t *testing.T) {
 		t.Run(describe(p), func(t *testing.T) {
 			var want [][]byte
 			run := func(name string, e *Executor) {
-				s, err := e.Forward(p)
+				s, err := e.Forward(context.Background(), p, nil)
 				require.NoError(t, err)
-				g, err := e.Backward(p, s, dO)
+				g, err := e.Backward(context.Background(), p, s, dO, nil)
 				require.NoError(t, err)
 				got := snapshot(s.O, s.L, g.DQ, g.DK, g.DV)
 				if want == nil {
@@ -446,9 +447,9 @@ func TestBackwardStrategiesAgreeBitwise(t *testing.T) {
 			for k, st := range []backwardStrategy{strategyTwoPass, strategyFused} {
 				e := New(Params{BlockQ: 48, BlockK: 48})
 				e.strategy = st
-				s, err := e.Forward(p)
+				s, err := e.Forward(context.Background(), p, nil)
 				require.NoError(t, err)
-				g, err := e.Backward(p, s, dO)
+				g, err := e.Backward(context.Background(), p, s, dO, nil)
 				require.NoError(t, err)
 				got[k] = snapshot(g.DQ, g.DK, g.DV)
 			}
@@ -497,9 +498,9 @@ func TestChunkedBackward(t *testing.T) {
 				require.Equal(t, c.chunks, x.nChunks())
 				r := compare(t, e, p, dO)
 				assertWithin(t, r, tolOut32, tolGrad32, c.name)
-				s, err := e.Forward(p)
+				s, err := e.Forward(context.Background(), p, nil)
 				require.NoError(t, err)
-				g, err := e.Backward(p, s, dO)
+				g, err := e.Backward(context.Background(), p, s, dO, nil)
 				require.NoError(t, err)
 				got[k] = snapshot(g.DQ, g.DK, g.DV)
 			}
@@ -550,9 +551,9 @@ func TestRowsWithoutVisibleKeys(t *testing.T) {
 			}
 			dO := randTensor(t, rng, tensor.Float32, 1, B, H, N, D)
 			e := New(Params{BlockQ: 48, BlockK: 48})
-			s, err := e.Forward(p)
+			s, err := e.Forward(context.Background(), p, nil)
 			require.NoError(t, err)
-			g, err := e.Backward(p, s, dO)
+			g, err := e.Backward(context.Background(), p, s, dO, nil)
 			require.NoError(t, err)
 			o, l, dq := vals(t, s.O), vals(t, s.L), vals(t, g.DQ)
 			count := 0

@@ -1,6 +1,7 @@
 package cpuflash
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"testing"
@@ -34,9 +35,9 @@ func TestOracle(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%v", c.Name, dc.dt), func(t *testing.T) {
 				p, dO, err := c.ProblemAs(dc.dt)
 				require.NoError(t, err)
-				s, err := e.Forward(p)
+				s, err := e.Forward(context.Background(), p, nil)
 				require.NoError(t, err)
-				g, err := e.Backward(p, s, dO)
+				g, err := e.Backward(context.Background(), p, s, dO, nil)
 				require.NoError(t, err)
 				l := vals(t, s.L)
 				for i, want := range c.L {

@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -13,8 +14,8 @@ import (
 // Attention computes attention forward and backward. *attention.Engine implements it, and
 // so does every spec.Executor (the reference, for instance).
 type Attention interface {
-	Forward(p *spec.Problem) (*spec.Saved, error)
-	Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, error)
+	Forward(ctx context.Context, p *spec.Problem, into *spec.Saved) (*spec.Saved, error)
+	Backward(ctx context.Context, p *spec.Problem, s *spec.Saved, dO *tensor.Tensor, into *spec.Grads) (*spec.Grads, error)
 }
 
 // Params configure a MultiHeadAttention.

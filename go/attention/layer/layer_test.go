@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"testing"
@@ -302,7 +303,7 @@ type failing struct {
 	badSave bool
 }
 
-func (f failing) Forward(p *spec.Problem) (*spec.Saved, error) {
+func (f failing) Forward(_ context.Context, p *spec.Problem, _ *spec.Saved) (*spec.Saved, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
@@ -313,7 +314,7 @@ func (f failing) Forward(p *spec.Problem) (*spec.Saved, error) {
 	return fallback.Forward(p)
 }
 
-func (f failing) Backward(*spec.Problem, *spec.Saved, *tensor.Tensor) (*spec.Grads, error) {
+func (f failing) Backward(context.Context, *spec.Problem, *spec.Saved, *tensor.Tensor, *spec.Grads) (*spec.Grads, error) {
 	return &spec.Grads{}, nil
 }
 

@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/orchard-ml/orchard/go/attention/spec"
@@ -104,7 +105,7 @@ func forward[T num](m *MultiHeadAttention, xq, xkv *tensor.Tensor, cross bool) (
 
 	// F3. attention: O = softmax(Q·Kᵀ/sqrt(Dh) ∘ mask) ∘ dropout · V
 	prob := &spec.Problem{Q: Q, K: K, V: V, Options: m.options()}
-	att, err := m.attn.Forward(prob)
+	att, err := m.attn.Forward(context.TODO(), prob, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layer: attention forward: %w", err)
 	}
@@ -150,7 +151,7 @@ func backward[T num](m *MultiHeadAttention, s *Saved, dyt *tensor.Tensor) (*tens
 	splitHeads(dod, da, B, N, H, Dh)
 
 	// B3 inverts F3, the attention call
-	g, err := m.attn.Backward(s.Problem, s.Attn, dO)
+	g, err := m.attn.Backward(context.TODO(), s.Problem, s.Attn, dO, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("layer: attention backward: %w", err)
 	}

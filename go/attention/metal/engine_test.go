@@ -2,6 +2,7 @@ package metal
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"testing"
 
@@ -32,7 +33,7 @@ func TestEngineFallsBackVisiblyOnGPUFailure(t *testing.T) {
 	defer eng.Close()
 
 	p := testProblem(t, tensor.Float32, 1, 2, 1, 8, 8, 16)
-	got, err := eng.Forward(p)
+	got, err := eng.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
 	want, err := fallback.Forward(p)
 	require.NoError(t, err)
@@ -40,8 +41,8 @@ func TestEngineFallsBackVisiblyOnGPUFailure(t *testing.T) {
 	st := eng.Stats()
 	assert.Equal(t, int64(1), st.Calls["reference"])
 	require.Len(t, st.Fallbacks, 1)
-	for reason := range st.Fallbacks {
-		assert.Contains(t, reason, "command buffer failed")
+	for key := range st.Fallbacks {
+		assert.Contains(t, st.FallbackDetail[key], "command buffer failed")
 	}
 	assert.Contains(t, logs.String(), "GPU hang")
 	assert.Zero(t, dev.liveBuffers())
@@ -49,13 +50,13 @@ func TestEngineFallsBackVisiblyOnGPUFailure(t *testing.T) {
 	// Strict mode turns the same failure into an error.
 	strict, err := attention.NewEngine(attention.Params{Executors: []spec.Executor{e}, Strict: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	require.NoError(t, err)
-	_, err = strict.Forward(p)
+	_, err = strict.Forward(context.Background(), p, nil)
 	assert.ErrorIs(t, err, attention.ErrFallback)
 	assert.ErrorIs(t, err, metalrt.ErrCommandBuffer)
 
 	// A problem the kernels cannot run is declined without a warning.
 	logs.Reset()
-	_, err = eng.Forward(testProblem(t, tensor.Float64, 1, 1, 1, 4, 4, 8))
+	_, err = eng.Forward(context.Background(), testProblem(t, tensor.Float64, 1, 1, 1, 4, 4, 8), nil)
 	require.NoError(t, err)
 	assert.NotContains(t, logs.String(), "WARN")
 }

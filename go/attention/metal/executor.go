@@ -1,6 +1,7 @@
 package metal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -171,6 +172,9 @@ func (e *Executor) Supports(p *spec.Problem) error {
 	defer e.mu.RUnlock()
 	if e.closed {
 		return spec.Unsupported(Name, "the executor is closed")
+	}
+	if gt := p.GradDTypeValue(); gt != p.Q.DType() {
+		return spec.Unsupported(Name, "gradients in %v for %v inputs are not written by the Metal kernels yet", gt, p.Q.DType())
 	}
 	_, err := e.plan(p, nil, nil, nil)
 	return err
@@ -366,8 +370,14 @@ func bindCommon(c *call, p *spec.Problem, b mslplan.Binding) (buffer, bool, erro
 // Forward computes O and L. Outputs are new host tensors made only after the
 // command buffer completed successfully; on any failure no output is returned
 // and every GPU buffer of the call is released.
-func (e *Executor) Forward(p *spec.Problem) (*spec.Saved, error) {
+func (e *Executor) Forward(ctx context.Context, p *spec.Problem, into *spec.Saved) (*spec.Saved, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := spec.Validate(p); err != nil {
+		return nil, err
+	}
+	if err := spec.ValidateSavedInto(p, into); err != nil {
 		return nil, err
 	}
 	if err := e.lock(); err != nil {
@@ -408,14 +418,20 @@ func (e *Executor) Forward(p *spec.Problem) (*spec.Saved, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metal: forward: L: %w", err)
 	}
-	return &spec.Saved{O: o, L: l}, nil
+	return spec.FillSaved(into, &spec.Saved{O: o, L: l})
 }
 
 // Backward computes dQ, dK and dV from the saved O and L and dO, running Delta,
 // dK/dV and dQ in one command buffer. Like Forward, it returns outputs only on
 // success and releases every GPU buffer of the call.
-func (e *Executor) Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, error) {
+func (e *Executor) Backward(ctx context.Context, p *spec.Problem, s *spec.Saved, dO *tensor.Tensor, into *spec.Grads) (*spec.Grads, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := spec.ValidateBackward(p, s, dO); err != nil {
+		return nil, err
+	}
+	if err := spec.ValidateGradsInto(p, s, dO, into); err != nil {
 		return nil, err
 	}
 	if err := e.lock(); err != nil {
@@ -432,6 +448,11 @@ func (e *Executor) Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (
 		return nil, err
 	}
 	l := s.L
+	if l.DType() != tensor.Float32 { // the kernels read a float32 L
+		if l, err = l.Convert(tensor.Float32); err != nil {
+			return nil, fmt.Errorf("metal: backward: Saved.L: %w", err)
+		}
+	}
 	if !l.IsContiguous() { // readable checked that a private L is contiguous
 		if l, _, err = l.Contiguous(); err != nil {
 			return nil, fmt.Errorf("metal: backward: Saved.L: %w", err)
@@ -482,7 +503,7 @@ func (e *Executor) Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (
 		}
 		*g.dst = t
 	}
-	return grads, nil
+	return spec.FillGrads(into, grads)
 }
 
 // Close releases the pipelines, the library, the queue and the device, after

@@ -3,6 +3,7 @@
 package metal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -154,7 +155,7 @@ func TestGPUMatchesReference(t *testing.T) {
 
 			want, err := fallback.Forward(p)
 			require.NoError(t, err)
-			got, err := e.Forward(p)
+			got, err := e.Forward(context.Background(), p, nil)
 			require.NoError(t, err)
 			assert.LessOrEqual(t, relL2(t, "O", got.O, want.O), tol[0], "O")
 			assert.LessOrEqual(t, relL2(t, "L", got.L, want.L), tol[0], "L")
@@ -164,14 +165,14 @@ func TestGPUMatchesReference(t *testing.T) {
 			// kernels are measured.
 			wg, err := fallback.Backward(p, want, dO)
 			require.NoError(t, err)
-			gg, err := e.Backward(p, want, dO)
+			gg, err := e.Backward(context.Background(), p, want, dO, nil)
 			require.NoError(t, err)
 			assert.LessOrEqual(t, relL2(t, "dQ", gg.DQ, wg.DQ), tol[1], "dQ")
 			assert.LessOrEqual(t, relL2(t, "dK", gg.DK, wg.DK), tol[1], "dK")
 			assert.LessOrEqual(t, relL2(t, "dV", gg.DV, wg.DV), tol[1], "dV")
 
 			// The same bits run after run: no atomics anywhere.
-			again, err := e.Backward(p, want, dO)
+			again, err := e.Backward(context.Background(), p, want, dO, nil)
 			require.NoError(t, err)
 			for _, pair := range [][2]*tensor.Tensor{{gg.DQ, again.DQ}, {gg.DK, again.DK}, {gg.DV, again.DV}} {
 				assert.Equal(t, pair[0].Storage().Bytes(), pair[1].Storage().Bytes(), "bitwise reproducible")
@@ -219,7 +220,7 @@ func TestGPUPrivateInputs(t *testing.T) {
 	}
 	p.K, p.V = toPrivate(p.K), toPrivate(p.V)
 	require.NoError(t, e.Supports(p))
-	got, err := e.Forward(p)
+	got, err := e.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
 	assert.LessOrEqual(t, relL2(t, "O", got.O, want.O), 1e-5)
 }

@@ -2,6 +2,7 @@ package metal
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"strings"
@@ -153,7 +154,7 @@ func TestForward(t *testing.T) {
 			p.SeqLensK = []int{17, 5}
 			before := snapshot(p.Q, p.K, p.V)
 
-			s, err := e.Forward(p)
+			s, err := e.Forward(context.Background(), p, nil)
 			require.NoError(t, err)
 			assert.Equal(t, before, snapshot(p.Q, p.K, p.V), "inputs are not modified")
 			assert.Equal(t, dt, s.O.DType())
@@ -208,7 +209,7 @@ func TestForwardMaskAndViews(t *testing.T) {
 	require.NoError(t, err)
 	p.K = k
 
-	_, err = e.Forward(p)
+	_, err = e.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
 	snap := dev.snapshots[0]
 	assert.Equal(t, mslplan.AppendMask(nil, p.Mask), snap[mslplan.BufMask][:len(keep)])
@@ -230,7 +231,7 @@ func TestBackward(t *testing.T) {
 	dO := randTensor(t, rng, tensor.Float16, 2, 4, 9, 40)
 	before := snapshot(p.Q, p.K, p.V, s.O, s.L, dO)
 
-	g, err := e.Backward(p, s, dO)
+	g, err := e.Backward(context.Background(), p, s, dO, nil)
 	require.NoError(t, err)
 	assert.Equal(t, before, snapshot(p.Q, p.K, p.V, s.O, s.L, dO), "inputs are not modified")
 	assert.Equal(t, p.Q.Shape(), g.DQ.Shape())
@@ -293,7 +294,7 @@ func TestForwardPrivateInputIsBlitted(t *testing.T) {
 	p.V = v
 	require.NoError(t, e.Supports(p))
 
-	_, err = e.Forward(p)
+	_, err = e.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
 	cmds := dev.runs[0]
 	require.Len(t, cmds, 2)
@@ -360,11 +361,11 @@ func TestFailures(t *testing.T) {
 			dO := randTensor(t, rng, tensor.Float32, 1, 2, 8, 16)
 			before := snapshot(p.Q, p.K, p.V, s.O, s.L, dO)
 			for i := 0; i < 2; i++ { // the second time, a cached failure
-				out, err := e.Forward(p)
+				out, err := e.Forward(context.Background(), p, nil)
 				assert.Nil(t, out, "no partial outputs")
 				assert.ErrorIs(t, err, c.want)
 				assert.NotErrorIs(t, err, spec.ErrUnsupported, "a failure is not a decline")
-				g, err := e.Backward(p, s, dO)
+				g, err := e.Backward(context.Background(), p, s, dO, nil)
 				assert.Nil(t, g)
 				assert.ErrorIs(t, err, c.want)
 			}
@@ -382,10 +383,10 @@ func TestAllocationFailureAtEveryStep(t *testing.T) {
 	p := testProblem(t, tensor.Float32, 1, 2, 1, 8, 8, 16)
 	p.SeqLensQ = []int{5}
 	p.Mask = &spec.Mask{Kind: spec.MaskAdditive, Shape: [4]int{1, 1, 8, 8}, Bias: make([]float32, 64)}
-	s, err := e.Forward(p)
+	s, err := e.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
 	dO := randTensor(t, rand.New(rand.NewPCG(4, 4)), tensor.Float32, 1, 2, 8, 16)
-	_, err = e.Backward(p, s, dO)
+	_, err = e.Backward(context.Background(), p, s, dO, nil)
 	require.NoError(t, err)
 	total := dev.allocs
 	require.Greater(t, total, 8)
@@ -394,11 +395,11 @@ func TestAllocationFailureAtEveryStep(t *testing.T) {
 		dev := newFakeDevice()
 		dev.failAllocAt = n
 		e := testExecutor(t, dev)
-		s2, ferr := e.Forward(p)
+		s2, ferr := e.Forward(context.Background(), p, nil)
 		var berr error
 		if ferr == nil {
 			var g *spec.Grads
-			g, berr = e.Backward(p, s2, dO)
+			g, berr = e.Backward(context.Background(), p, s2, dO, nil)
 			if berr != nil {
 				assert.Nil(t, g)
 			}
@@ -416,7 +417,7 @@ func TestThreadLimitIsAFailureNotADecline(t *testing.T) {
 	dev := newFakeDevice()
 	dev.maxThr = 32
 	e := testExecutor(t, dev)
-	_, err := e.Forward(testProblem(t, tensor.Float32, 1, 1, 1, 64, 64, 64))
+	_, err := e.Forward(context.Background(), testProblem(t, tensor.Float32, 1, 1, 1, 64, 64, 64), nil)
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, spec.ErrUnsupported)
 	assert.Contains(t, err.Error(), "threads per threadgroup")
@@ -427,7 +428,7 @@ func TestClose(t *testing.T) {
 	dev := newFakeDevice()
 	e := testExecutor(t, dev)
 	p := testProblem(t, tensor.Float32, 1, 1, 1, 8, 8, 16)
-	_, err := e.Forward(p)
+	_, err := e.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
 	require.NoError(t, e.Close())
 	require.NoError(t, e.Close(), "Close is idempotent")
@@ -441,7 +442,7 @@ func TestClose(t *testing.T) {
 	for _, pp := range dev.pipes {
 		assert.True(t, pp.closed)
 	}
-	_, err = e.Forward(p)
+	_, err = e.Forward(context.Background(), p, nil)
 	assert.ErrorIs(t, err, ErrClosed)
 	assert.ErrorIs(t, e.Supports(p), spec.ErrUnsupported)
 	assert.ErrorIs(t, e.Warmup(), ErrClosed)
@@ -452,10 +453,10 @@ func TestClose(t *testing.T) {
 func TestInvalidInputGetsArgError(t *testing.T) {
 	e := testExecutor(t, newFakeDevice())
 	var ae *spec.ArgError
-	_, err := e.Forward(nil)
+	_, err := e.Forward(context.Background(), nil, nil)
 	assert.ErrorAs(t, err, &ae)
 	p := testProblem(t, tensor.Float32, 1, 1, 1, 4, 4, 8)
-	_, err = e.Backward(p, nil, nil)
+	_, err = e.Backward(context.Background(), p, nil, nil, nil)
 	assert.ErrorAs(t, err, &ae)
 }
 
@@ -468,7 +469,7 @@ func TestConcurrentCalls(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			p := testProblem(t, tensor.Float32, 1, 2, 1, 8+i, 8, 16)
-			_, err := e.Forward(p)
+			_, err := e.Forward(context.Background(), p, nil)
 			assert.NoError(t, err)
 		}(i)
 	}

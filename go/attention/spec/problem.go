@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"context"
 	"math"
 
 	"github.com/orchard-ml/orchard/go/attention/philox"
@@ -93,6 +94,9 @@ type Options struct {
 	Dropout  Dropout
 	SeqLensQ []int // optional, len B: valid query rows per batch, each in [0, N]
 	SeqLensK []int // optional, len B: valid key rows per batch, each in [0, M]
+	// GradDType is the dtype of dQ, dK and dV: 0 means Q's dtype; tensor.Float32 asks for
+	// float32 gradients whatever the input dtype (float16 gradients can overflow 65504).
+	GradDType tensor.DType
 }
 
 // Problem is one attention call: the inputs and the options.
@@ -206,22 +210,32 @@ func (p *Problem) DropoutStream() philox.Stream {
 	return philox.NewStream(p.Dropout.P, p.Dropout.Seed, p.Dropout.Offset)
 }
 
+// GradDTypeValue returns the dtype of the gradients, resolving the default.
+func (p *Problem) GradDTypeValue() tensor.DType {
+	if p.GradDType != 0 {
+		return p.GradDType
+	}
+	return p.Q.DType()
+}
+
 // Saved is what a forward pass returns and its backward pass needs: the output and the
 // row logsumexp.
 type Saved struct {
 	O *tensor.Tensor // [B, H, N, D], the dtype of Q
-	L *tensor.Tensor // [B, H, N], float32 (float64 for float64 inputs)
+	L *tensor.Tensor // [B, H, N], float32 or float64 (every backward accepts either)
 }
 
 // Grads are the gradients of the loss with respect to Q, K and V.
 type Grads struct {
-	DQ *tensor.Tensor // [B, H, N, D]
-	DK *tensor.Tensor // [B, Hkv, M, D]
-	DV *tensor.Tensor // [B, Hkv, M, D]
+	DQ *tensor.Tensor // [B, H, N, D], GradDTypeValue()
+	DK *tensor.Tensor // [B, Hkv, M, D], GradDTypeValue()
+	DV *tensor.Tensor // [B, Hkv, M, D], GradDTypeValue()
 }
 
-// Executor computes attention. Executors write their outputs only on success: a failed
-// call returns no partial tensors. They never modify their inputs.
+// Executor computes attention. Executors never modify their inputs. Outputs they allocate
+// are returned only on success: a failed call returns no partial tensors. Destinations the
+// caller passes in (into) are written in place; after a failed call their contents are
+// unspecified.
 type Executor interface {
 	// Name is a short stable identifier, e.g. "metal", "cpuflash", "reference".
 	Name() string
@@ -230,8 +244,11 @@ type Executor interface {
 	// Supports returns nil when the executor can run p (already validated), or an error
 	// wrapping ErrUnsupported that says why not.
 	Supports(p *Problem) error
-	// Forward returns O and L.
-	Forward(p *Problem) (*Saved, error)
-	// Backward returns dQ, dK and dV given the forward's saved state and dO.
-	Backward(p *Problem, s *Saved, dO *tensor.Tensor) (*Grads, error)
+	// Forward returns O and L. into may be nil; its non-nil fields are destinations (checked
+	// by ValidateSavedInto) that the executor writes and returns instead of allocating.
+	// Cancelling ctx stops the call between units of work with an error wrapping ctx.Err().
+	Forward(ctx context.Context, p *Problem, into *Saved) (*Saved, error)
+	// Backward returns dQ, dK and dV given the forward's saved state and dO; into as in
+	// Forward (checked by ValidateGradsInto).
+	Backward(ctx context.Context, p *Problem, s *Saved, dO *tensor.Tensor, into *Grads) (*Grads, error)
 }

@@ -56,6 +56,15 @@ func Validate(p *Problem) error {
 	if pd := o.Dropout.P; math.IsNaN(pd) || pd < 0 || pd >= 1 {
 		return argErr("Options.Dropout.P", "is %v; must be in [0, 1)", pd)
 	}
+	switch o.GradDType {
+	case 0, p.Q.DType():
+	case tensor.Float32:
+		if p.Q.DType() == tensor.Float64 {
+			return argErr("Options.GradDType", "float32 gradients of float64 inputs are not offered; use 0 (the inputs' dtype)")
+		}
+	default:
+		return argErr("Options.GradDType", "is %v; must be 0 (Q's dtype) or float32", o.GradDType)
+	}
 	if o.Dropout.P > 0 && uint64(d.B)*uint64(d.H)*uint64(d.N) > math.MaxUint32+1 {
 		return argErr("Options.Dropout", "B·H·N = %d rows exceed the 2^32 rows the dropout counter indexes", d.B*d.H*d.N)
 	}
@@ -163,12 +172,8 @@ func ValidateBackward(p *Problem, s *Saved, dO *tensor.Tensor) error {
 	if l := s.L.Shape(); len(l) != 3 || l[0] != d.B || l[1] != d.H || l[2] != d.N {
 		return argErr("Saved.L", "shape %v, want [B, H, N] = [%d, %d, %d]", l, d.B, d.H, d.N)
 	}
-	want := tensor.Float32
-	if p.Q.DType() == tensor.Float64 {
-		want = tensor.Float64
-	}
-	if s.L.DType() != want {
-		return argErr("Saved.L", "dtype %v, want %v", s.L.DType(), want)
+	if dt := s.L.DType(); dt != tensor.Float32 && dt != tensor.Float64 {
+		return argErr("Saved.L", "dtype %v, want float32 or float64", dt)
 	}
 	return nil
 }

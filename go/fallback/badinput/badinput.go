@@ -246,10 +246,11 @@ func Cases() ([]Case, error) {
 	add("Saved.L rank 4", "Saved.L", true, func(c *Case) { c.Saved.L = b.tensor(f32, B, H, N, 1) })
 	add("Saved.L shape", "Saved.L", true, func(c *Case) { c.Saved.L = b.tensor(f32, B, H, M) })
 	add("Saved.L float16", "Saved.L", true, func(c *Case) { c.Saved.L = b.tensor(f16, B, H, N) })
-	add("Saved.L float32 for float64 inputs", "Saved.L", true, func(c *Case) {
+	add("Options.GradDType float16 for float32 inputs", "Options.GradDType", false, func(c *Case) { c.Problem.GradDType = f16 })
+	add("Options.GradDType float32 for float64 inputs", "Options.GradDType", false, func(c *Case) {
 		*c = b.valid(tensor.Float64)
-		c.Name, c.Arg, c.Backward = "Saved.L float32 for float64 inputs", "Saved.L", true
-		c.Saved.L = b.tensor(f32, B, H, N)
+		c.Name, c.Arg = "Options.GradDType float32 for float64 inputs", "Options.GradDType"
+		c.Problem.GradDType = f32
 	})
 	return cs, b.err
 }

@@ -31,6 +31,12 @@ constant constexpr float kLog2e = 1.4426950408889634f;
 constant constexpr float kLn2 = 0.6931471805599453f;
 // The logit of a hidden element, in the log2 domain. Visible logits are larger.
 constant constexpr float kHidden = -FLT_MAX;
+// Biased logits (natural log domain) are clamped to [-kLogitLimit, kLogitLimit] = 2^126
+// (mslplan.LogitLimit) before the log2(e) scaling, so that a finite bias such as
+// -FLT_MAX (torch.finfo(float32).min) stays finite: x * log2(e) <= 1.23e38 and the
+// difference of two scaled logits stays below FLT_MAX. A row whose visible keys all carry
+// such a bias gets uniform attention, as in the reference; only -inf hides an element.
+constant constexpr float kLogitLimit = 8.507059173023462e37f;  // 2^126, exactly
 // IEEE -inf, written as bits so that fast math cannot fold it away.
 constant constexpr uint kNegInfBits = 0xff800000u;
 
@@ -193,7 +199,7 @@ inline float logit(constant AttentionParams& p, device const uchar* mask, uint m
       // -inf hides the element. Tested on the bits: under fast math a float compare
       // with -FLT_MAX may be folded away as if no value could be -inf.
       vis = as_type<uint>(bias) != kNegInfBits;
-      x += bias;
+      x = clamp(x + bias, -kLogitLimit, kLogitLimit);
     }
   }
   return vis ? x * kLog2e : kHidden;
@@ -297,7 +303,9 @@ template <typename T, int BQ, int BK, int D>
       mx = max(mx, max(s.x, s.y));
     }
     const float m_new = max(m_i, attn::row_max(mx));
-    const float alpha = exp2(m_i - m_new);
+    // m_i is kHidden until the row has seen a visible key; then l_i and O are zero and
+    // alpha must be 0, not exp2 of an overflowed difference.
+    const float alpha = m_i > attn::kHidden ? exp2(m_i - m_new) : 0.0f;
     float sum = 0.0f;
     for (int jj = 0; jj < kKF; jj++) {
       const float2 s = attn::elems(sf[jj]);

@@ -124,3 +124,13 @@ func Fields() []Field {
 	}
 	return out
 }
+
+// LogitLimit is the bound the kernels clamp a biased logit to (kLogitLimit in
+// attention.metal), in the natural-log domain, before scaling it by log2(e): 2^126. A
+// finite additive bias such as −math.MaxFloat32 (torch.finfo(float32).min) then stays
+// finite, so a row whose visible keys all carry it gets uniform attention (as the
+// reference computes) instead of being treated as fully hidden; only −Inf hides an
+// element. The clamp shows in L: such a row's L is about −LogitLimit, not the bias
+// itself, and since the backward pass recomputes probabilities from L in float32, its
+// gradients are exact only where dO is zero on that row (the usual case: padding).
+const LogitLimit = 0x1p126

@@ -69,3 +69,22 @@ func TestEncodeLaysOutEveryField(t *testing.T) {
 	assert.Equal(t, uint32(0xfeedface), word("seed_hi", 0))
 	assert.Equal(t, uint32(36), word("offset_hi", 0))
 }
+
+// The clamp must keep two scaled logits' difference finite in float32 and must not touch
+// any logit a realistic problem produces.
+func TestLogitLimit(t *testing.T) {
+	scaled := float32(LogitLimit) * float32(math.Log2E)
+	if d := float64(scaled) * 2; d >= math.MaxFloat32 {
+		t.Fatalf("2·LogitLimit·log2(e) = %g overflows float32", d)
+	}
+	if float64(float32(LogitLimit)) != LogitLimit {
+		t.Fatalf("LogitLimit %g is not a float32", LogitLimit)
+	}
+	if LogitLimit < 1e30 {
+		t.Fatalf("LogitLimit %g would clamp finite logits a problem can produce", LogitLimit)
+	}
+	bias, log2e := float32(-math.MaxFloat32), float32(math.Log2E)
+	if !math.IsInf(float64(bias*log2e), -1) {
+		t.Fatalf("−MaxFloat32·log2(e) should overflow in float32; the clamp would be pointless")
+	}
+}

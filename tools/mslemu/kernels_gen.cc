@@ -8,150 +8,230 @@
 extern "C" {
 
 __attribute__((weak)) void mslemu_k_attention_bwd_delta_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_delta_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_delta_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_delta_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_delta_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_delta_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d128_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d64_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d32_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk16_d128_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk16_d128_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk16_d192_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk16_d192_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk16_d256_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk16_d256_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk16_d64_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk16_d64_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk16_d80_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk16_d80_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk16_d96_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk16_d96_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d128_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d128_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d64_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d64_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk8_d128_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk8_d128_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk8_d192_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk8_d192_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk8_d256_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk8_d256_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk8_d32_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk8_d32_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk8_d32_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk8_d32_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk8_d64_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk8_d64_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk8_d80_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk8_d80_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk8_d96_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk8_d96_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d32_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d32_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d64_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d64_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk32_d128_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk32_d128_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk32_d64_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk32_d64_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk8_d128_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk8_d128_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk8_d192_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk8_d192_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk8_d256_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk8_d256_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk8_d32_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk8_d32_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk8_d32_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk8_d32_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk8_d32_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk8_d32_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk8_d64_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk8_d64_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk8_d80_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk8_d80_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk8_d96_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk8_d96_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk64_d32_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk64_d32_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk64_d64_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk64_d64_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk64_d64_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk64_d64_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_barrier_loop(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_barrier_loop(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_broken_barrier_in_branch(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_broken_barrier_in_branch(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_broken_divergent_simd(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_broken_divergent_simd(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_broken_early_return(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_broken_early_return(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_broken_out_of_bounds(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_broken_out_of_bounds(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_broken_spin_deadlock(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_broken_spin_deadlock(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_broken_stack_overflow(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_broken_stack_overflow(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_broken_two_barriers(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_broken_two_barriers(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_broken_unbound(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_broken_unbound(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_conversions(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_conversions(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_function_constants(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_function_constants(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_hinted_bq16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_hinted_bq16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_hinted_plain(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_hinted_plain(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_math_and_simd(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_math_and_simd(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_matmul_tiled_f16_t16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_matmul_tiled_f16_t16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_matmul_tiled_f32_t16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_matmul_tiled_f32_t16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_matmul_tiled_f32_t8(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_matmul_tiled_f32_t8(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_philox(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_philox(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_racy_missing_barrier(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_racy_missing_barrier(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_simd_functions(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_simd_functions(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_simd_sum_loop(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_simd_sum_loop(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_simdgroup_matmul(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_simdgroup_matmul(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_simdgroup_ops_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_simdgroup_ops_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_simdgroup_ops_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_simdgroup_ops_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_simdgroup_ops_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_simdgroup_ops_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_vectors(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_vectors(mslemu_prep* p);
 
-// An adapter is weak: NULL when its source was removed without regenerating.
+// Adapters are weak: NULL when their source was removed without regenerating.
 const mslemu_kernel mslemu_kernels[] = {
-    {"attention_bwd_delta_bf16", mslemu_k_attention_bwd_delta_bf16, "native/msl/attention.metal", 0x2340ull, 0x200ull},
-    {"attention_bwd_delta_f16", mslemu_k_attention_bwd_delta_f16, "native/msl/attention.metal", 0x2340ull, 0x200ull},
-    {"attention_bwd_delta_f32", mslemu_k_attention_bwd_delta_f32, "native/msl/attention.metal", 0x2340ull, 0x200ull},
-    {"attention_bwd_dkdv_bq32_bk16_d128_f16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dkdv_bq32_bk16_d64_f32", mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dkdv_bq32_bk32_d32_f32", mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dkdv_bq32_bk32_d64_bf16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dkdv_bq32_bk32_d64_f16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dkdv_bq8_bk16_d128_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d128_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dkdv_bq8_bk16_d192_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d192_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dkdv_bq8_bk16_d256_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d256_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dkdv_bq8_bk16_d32_bf16", mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dkdv_bq8_bk16_d32_f16", mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dkdv_bq8_bk16_d32_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dkdv_bq8_bk16_d64_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d64_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dkdv_bq8_bk16_d80_f16", mslemu_k_attention_bwd_dkdv_bq8_bk16_d80_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dkdv_bq8_bk16_d96_bf16", mslemu_k_attention_bwd_dkdv_bq8_bk16_d96_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
-    {"attention_bwd_dq_bq16_bk32_d128_f16", mslemu_k_attention_bwd_dq_bq16_bk32_d128_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_bwd_dq_bq16_bk32_d64_f32", mslemu_k_attention_bwd_dq_bq16_bk32_d64_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_bwd_dq_bq16_bk8_d128_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d128_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_bwd_dq_bq16_bk8_d192_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d192_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_bwd_dq_bq16_bk8_d256_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d256_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_bwd_dq_bq16_bk8_d32_bf16", mslemu_k_attention_bwd_dq_bq16_bk8_d32_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_bwd_dq_bq16_bk8_d32_f16", mslemu_k_attention_bwd_dq_bq16_bk8_d32_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_bwd_dq_bq16_bk8_d32_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d32_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_bwd_dq_bq16_bk8_d64_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d64_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_bwd_dq_bq16_bk8_d80_f16", mslemu_k_attention_bwd_dq_bq16_bk8_d80_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_bwd_dq_bq16_bk8_d96_bf16", mslemu_k_attention_bwd_dq_bq16_bk8_d96_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_bwd_dq_bq32_bk32_d32_f32", mslemu_k_attention_bwd_dq_bq32_bk32_d32_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_bwd_dq_bq32_bk32_d64_bf16", mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_bwd_dq_bq32_bk32_d64_f16", mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_fwd_bq16_bk32_d128_f16", mslemu_k_attention_fwd_bq16_bk32_d128_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq16_bk32_d64_f32", mslemu_k_attention_fwd_bq16_bk32_d64_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq16_bk8_d128_f32", mslemu_k_attention_fwd_bq16_bk8_d128_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq16_bk8_d192_f32", mslemu_k_attention_fwd_bq16_bk8_d192_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq16_bk8_d256_f32", mslemu_k_attention_fwd_bq16_bk8_d256_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq16_bk8_d32_bf16", mslemu_k_attention_fwd_bq16_bk8_d32_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq16_bk8_d32_f16", mslemu_k_attention_fwd_bq16_bk8_d32_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq16_bk8_d32_f32", mslemu_k_attention_fwd_bq16_bk8_d32_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq16_bk8_d64_f32", mslemu_k_attention_fwd_bq16_bk8_d64_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq16_bk8_d80_f16", mslemu_k_attention_fwd_bq16_bk8_d80_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq16_bk8_d96_bf16", mslemu_k_attention_fwd_bq16_bk8_d96_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq32_bk64_d32_f32", mslemu_k_attention_fwd_bq32_bk64_d32_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq32_bk64_d64_bf16", mslemu_k_attention_fwd_bq32_bk64_d64_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq32_bk64_d64_f16", mslemu_k_attention_fwd_bq32_bk64_d64_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"test_barrier_loop", mslemu_k_test_barrier_loop, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
-    {"test_broken_barrier_in_branch", mslemu_k_test_broken_barrier_in_branch, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
-    {"test_broken_divergent_simd", mslemu_k_test_broken_divergent_simd, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
-    {"test_broken_early_return", mslemu_k_test_broken_early_return, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
-    {"test_broken_out_of_bounds", mslemu_k_test_broken_out_of_bounds, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
-    {"test_broken_spin_deadlock", mslemu_k_test_broken_spin_deadlock, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
-    {"test_broken_stack_overflow", mslemu_k_test_broken_stack_overflow, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
-    {"test_broken_two_barriers", mslemu_k_test_broken_two_barriers, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
-    {"test_broken_unbound", mslemu_k_test_broken_unbound, "tools/mslemu/testkernels/broken.metal", 0x3ull, 0x1ull},
-    {"test_conversions", mslemu_k_test_conversions, "tools/mslemu/testkernels/simd.metal", 0xfull, 0xeull},
-    {"test_matmul_tiled_f16_t16", mslemu_k_test_matmul_tiled_f16_t16, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x4ull},
-    {"test_matmul_tiled_f32_t16", mslemu_k_test_matmul_tiled_f32_t16, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x4ull},
-    {"test_matmul_tiled_f32_t8", mslemu_k_test_matmul_tiled_f32_t8, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x4ull},
-    {"test_philox", mslemu_k_test_philox, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
-    {"test_racy_missing_barrier", mslemu_k_test_racy_missing_barrier, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
-    {"test_simd_functions", mslemu_k_test_simd_functions, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
-    {"test_simd_sum_loop", mslemu_k_test_simd_sum_loop, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
-    {"test_simdgroup_matmul", mslemu_k_test_simdgroup_matmul, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x4ull},
-    {"test_simdgroup_ops_bf16", mslemu_k_test_simdgroup_ops_bf16, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x8ull},
-    {"test_simdgroup_ops_f16", mslemu_k_test_simdgroup_ops_f16, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x8ull},
-    {"test_simdgroup_ops_f32", mslemu_k_test_simdgroup_ops_f32, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x8ull},
-    {"test_vectors", mslemu_k_test_vectors, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
+    {"attention_bwd_delta_bf16", mslemu_k_attention_bwd_delta_bf16, mslemu_p_attention_bwd_delta_bf16, "native/msl/attention.metal", 0x2340ull, 0x200ull},
+    {"attention_bwd_delta_f16", mslemu_k_attention_bwd_delta_f16, mslemu_p_attention_bwd_delta_f16, "native/msl/attention.metal", 0x2340ull, 0x200ull},
+    {"attention_bwd_delta_f32", mslemu_k_attention_bwd_delta_f32, mslemu_p_attention_bwd_delta_f32, "native/msl/attention.metal", 0x2340ull, 0x200ull},
+    {"attention_bwd_dkdv_bq32_bk16_d128_f16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_f16, mslemu_p_attention_bwd_dkdv_bq32_bk16_d128_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d64_f32", mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f32, mslemu_p_attention_bwd_dkdv_bq32_bk16_d64_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk32_d32_f32", mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f32, mslemu_p_attention_bwd_dkdv_bq32_bk32_d32_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk32_d64_bf16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_bf16, mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk32_d64_f16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f16, mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq8_bk16_d128_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d128_f32, mslemu_p_attention_bwd_dkdv_bq8_bk16_d128_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq8_bk16_d192_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d192_f32, mslemu_p_attention_bwd_dkdv_bq8_bk16_d192_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq8_bk16_d256_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d256_f32, mslemu_p_attention_bwd_dkdv_bq8_bk16_d256_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq8_bk16_d32_bf16", mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_bf16, mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq8_bk16_d32_f16", mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f16, mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq8_bk16_d32_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f32, mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq8_bk16_d64_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d64_f32, mslemu_p_attention_bwd_dkdv_bq8_bk16_d64_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq8_bk16_d80_f16", mslemu_k_attention_bwd_dkdv_bq8_bk16_d80_f16, mslemu_p_attention_bwd_dkdv_bq8_bk16_d80_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq8_bk16_d96_bf16", mslemu_k_attention_bwd_dkdv_bq8_bk16_d96_bf16, mslemu_p_attention_bwd_dkdv_bq8_bk16_d96_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dq_bq16_bk32_d128_f16", mslemu_k_attention_bwd_dq_bq16_bk32_d128_f16, mslemu_p_attention_bwd_dq_bq16_bk32_d128_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d64_f32", mslemu_k_attention_bwd_dq_bq16_bk32_d64_f32, mslemu_p_attention_bwd_dq_bq16_bk32_d64_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk8_d128_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d128_f32, mslemu_p_attention_bwd_dq_bq16_bk8_d128_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk8_d192_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d192_f32, mslemu_p_attention_bwd_dq_bq16_bk8_d192_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk8_d256_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d256_f32, mslemu_p_attention_bwd_dq_bq16_bk8_d256_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk8_d32_bf16", mslemu_k_attention_bwd_dq_bq16_bk8_d32_bf16, mslemu_p_attention_bwd_dq_bq16_bk8_d32_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk8_d32_f16", mslemu_k_attention_bwd_dq_bq16_bk8_d32_f16, mslemu_p_attention_bwd_dq_bq16_bk8_d32_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk8_d32_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d32_f32, mslemu_p_attention_bwd_dq_bq16_bk8_d32_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk8_d64_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d64_f32, mslemu_p_attention_bwd_dq_bq16_bk8_d64_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk8_d80_f16", mslemu_k_attention_bwd_dq_bq16_bk8_d80_f16, mslemu_p_attention_bwd_dq_bq16_bk8_d80_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk8_d96_bf16", mslemu_k_attention_bwd_dq_bq16_bk8_d96_bf16, mslemu_p_attention_bwd_dq_bq16_bk8_d96_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk32_d32_f32", mslemu_k_attention_bwd_dq_bq32_bk32_d32_f32, mslemu_p_attention_bwd_dq_bq32_bk32_d32_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk32_d64_bf16", mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16, mslemu_p_attention_bwd_dq_bq32_bk32_d64_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk32_d64_f16", mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16, mslemu_p_attention_bwd_dq_bq32_bk32_d64_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_fwd_bq16_bk32_d128_f16", mslemu_k_attention_fwd_bq16_bk32_d128_f16, mslemu_p_attention_fwd_bq16_bk32_d128_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk32_d64_f32", mslemu_k_attention_fwd_bq16_bk32_d64_f32, mslemu_p_attention_fwd_bq16_bk32_d64_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk8_d128_f32", mslemu_k_attention_fwd_bq16_bk8_d128_f32, mslemu_p_attention_fwd_bq16_bk8_d128_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk8_d192_f32", mslemu_k_attention_fwd_bq16_bk8_d192_f32, mslemu_p_attention_fwd_bq16_bk8_d192_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk8_d256_f32", mslemu_k_attention_fwd_bq16_bk8_d256_f32, mslemu_p_attention_fwd_bq16_bk8_d256_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk8_d32_bf16", mslemu_k_attention_fwd_bq16_bk8_d32_bf16, mslemu_p_attention_fwd_bq16_bk8_d32_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk8_d32_f16", mslemu_k_attention_fwd_bq16_bk8_d32_f16, mslemu_p_attention_fwd_bq16_bk8_d32_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk8_d32_f32", mslemu_k_attention_fwd_bq16_bk8_d32_f32, mslemu_p_attention_fwd_bq16_bk8_d32_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk8_d64_f32", mslemu_k_attention_fwd_bq16_bk8_d64_f32, mslemu_p_attention_fwd_bq16_bk8_d64_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk8_d80_f16", mslemu_k_attention_fwd_bq16_bk8_d80_f16, mslemu_p_attention_fwd_bq16_bk8_d80_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk8_d96_bf16", mslemu_k_attention_fwd_bq16_bk8_d96_bf16, mslemu_p_attention_fwd_bq16_bk8_d96_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk64_d32_f32", mslemu_k_attention_fwd_bq32_bk64_d32_f32, mslemu_p_attention_fwd_bq32_bk64_d32_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk64_d64_bf16", mslemu_k_attention_fwd_bq32_bk64_d64_bf16, mslemu_p_attention_fwd_bq32_bk64_d64_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk64_d64_f16", mslemu_k_attention_fwd_bq32_bk64_d64_f16, mslemu_p_attention_fwd_bq32_bk64_d64_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"test_barrier_loop", mslemu_k_test_barrier_loop, mslemu_p_test_barrier_loop, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
+    {"test_broken_barrier_in_branch", mslemu_k_test_broken_barrier_in_branch, mslemu_p_test_broken_barrier_in_branch, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
+    {"test_broken_divergent_simd", mslemu_k_test_broken_divergent_simd, mslemu_p_test_broken_divergent_simd, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
+    {"test_broken_early_return", mslemu_k_test_broken_early_return, mslemu_p_test_broken_early_return, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
+    {"test_broken_out_of_bounds", mslemu_k_test_broken_out_of_bounds, mslemu_p_test_broken_out_of_bounds, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
+    {"test_broken_spin_deadlock", mslemu_k_test_broken_spin_deadlock, mslemu_p_test_broken_spin_deadlock, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
+    {"test_broken_stack_overflow", mslemu_k_test_broken_stack_overflow, mslemu_p_test_broken_stack_overflow, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
+    {"test_broken_two_barriers", mslemu_k_test_broken_two_barriers, mslemu_p_test_broken_two_barriers, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
+    {"test_broken_unbound", mslemu_k_test_broken_unbound, mslemu_p_test_broken_unbound, "tools/mslemu/testkernels/broken.metal", 0x3ull, 0x1ull},
+    {"test_conversions", mslemu_k_test_conversions, mslemu_p_test_conversions, "tools/mslemu/testkernels/simd.metal", 0xfull, 0xeull},
+    {"test_function_constants", mslemu_k_test_function_constants, mslemu_p_test_function_constants, "tools/mslemu/testkernels/features.metal", 0x7ull, 0x4ull},
+    {"test_hinted_bq16", mslemu_k_test_hinted_bq16, mslemu_p_test_hinted_bq16, "tools/mslemu/testkernels/features.metal", 0x1ull, 0x1ull},
+    {"test_hinted_plain", mslemu_k_test_hinted_plain, mslemu_p_test_hinted_plain, "tools/mslemu/testkernels/features.metal", 0x1ull, 0x1ull},
+    {"test_math_and_simd", mslemu_k_test_math_and_simd, mslemu_p_test_math_and_simd, "tools/mslemu/testkernels/features.metal", 0x7ull, 0x4ull},
+    {"test_matmul_tiled_f16_t16", mslemu_k_test_matmul_tiled_f16_t16, mslemu_p_test_matmul_tiled_f16_t16, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x4ull},
+    {"test_matmul_tiled_f32_t16", mslemu_k_test_matmul_tiled_f32_t16, mslemu_p_test_matmul_tiled_f32_t16, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x4ull},
+    {"test_matmul_tiled_f32_t8", mslemu_k_test_matmul_tiled_f32_t8, mslemu_p_test_matmul_tiled_f32_t8, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x4ull},
+    {"test_philox", mslemu_k_test_philox, mslemu_p_test_philox, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
+    {"test_racy_missing_barrier", mslemu_k_test_racy_missing_barrier, mslemu_p_test_racy_missing_barrier, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
+    {"test_simd_functions", mslemu_k_test_simd_functions, mslemu_p_test_simd_functions, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
+    {"test_simd_sum_loop", mslemu_k_test_simd_sum_loop, mslemu_p_test_simd_sum_loop, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
+    {"test_simdgroup_matmul", mslemu_k_test_simdgroup_matmul, mslemu_p_test_simdgroup_matmul, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x4ull},
+    {"test_simdgroup_ops_bf16", mslemu_k_test_simdgroup_ops_bf16, mslemu_p_test_simdgroup_ops_bf16, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x8ull},
+    {"test_simdgroup_ops_f16", mslemu_k_test_simdgroup_ops_f16, mslemu_p_test_simdgroup_ops_f16, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x8ull},
+    {"test_simdgroup_ops_f32", mslemu_k_test_simdgroup_ops_f32, mslemu_p_test_simdgroup_ops_f32, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x8ull},
+    {"test_vectors", mslemu_k_test_vectors, mslemu_p_test_vectors, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
 };
 
-const int mslemu_nkernels = 67;
+const int mslemu_nkernels = 71;
 
 // The .metal files the adapters were generated from, one per line.
 const char mslemu_sources[] =
     "native/msl/attention.metal\n"
     "tools/mslemu/testkernels/broken.metal\n"
+    "tools/mslemu/testkernels/features.metal\n"
     "tools/mslemu/testkernels/matmul.metal\n"
     "tools/mslemu/testkernels/simd.metal\n";
 

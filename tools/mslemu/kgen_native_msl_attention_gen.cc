@@ -5,12 +5,13 @@
 
 #include <metal_stdlib>
 
-#if __has_include("../../native/msl/attention.metal")
 namespace mslemu_src_native_msl_attention {
 
 #include "../../native/msl/attention.metal"
 
-// native/msl/attention.metal:707
+static const ::mslemu::fconst* const mslemu_fcs = nullptr;
+
+// native/msl/attention.metal:715
 extern "C" void mslemu_k_attention_bwd_delta_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_delta < bfloat >(
@@ -22,8 +23,11 @@ extern "C" void mslemu_k_attention_bwd_delta_bf16(const mslemu_thread* t, void* 
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_delta_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:708
+// native/msl/attention.metal:716
 extern "C" void mslemu_k_attention_bwd_delta_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_delta < half >(
@@ -35,8 +39,11 @@ extern "C" void mslemu_k_attention_bwd_delta_f16(const mslemu_thread* t, void* c
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_delta_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:709
+// native/msl/attention.metal:717
 extern "C" void mslemu_k_attention_bwd_delta_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_delta < float >(
@@ -48,8 +55,11 @@ extern "C" void mslemu_k_attention_bwd_delta_f32(const mslemu_thread* t, void* c
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_delta_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:710
+// native/msl/attention.metal:718
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 16 , 128 >(
@@ -70,8 +80,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_f16(const mslemu_thre
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d128_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:711
+// native/msl/attention.metal:719
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 32 , 16 , 64 >(
@@ -92,8 +105,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d64_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:712
+// native/msl/attention.metal:720
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 32 , 32 , 32 >(
@@ -114,8 +130,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d32_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:713
+// native/msl/attention.metal:721
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 32 , 32 , 64 >(
@@ -136,8 +155,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_bf16(const mslemu_thre
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:714
+// native/msl/attention.metal:722
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 32 , 64 >(
@@ -158,8 +180,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f16(const mslemu_threa
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:715
+// native/msl/attention.metal:723
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 128 >(
@@ -180,8 +205,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d128_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d128_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:716
+// native/msl/attention.metal:724
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 192 >(
@@ -202,8 +230,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d192_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d192_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:717
+// native/msl/attention.metal:725
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d256_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 256 >(
@@ -224,8 +255,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d256_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d256_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:718
+// native/msl/attention.metal:726
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 8 , 16 , 32 >(
@@ -246,8 +280,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_bf16(const mslemu_threa
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:719
+// native/msl/attention.metal:727
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 8 , 16 , 32 >(
@@ -268,8 +305,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f16(const mslemu_thread
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:720
+// native/msl/attention.metal:728
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 32 >(
@@ -290,8 +330,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f32(const mslemu_thread
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:721
+// native/msl/attention.metal:729
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 64 >(
@@ -312,8 +355,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d64_f32(const mslemu_thread
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d64_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:722
+// native/msl/attention.metal:730
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 8 , 16 , 80 >(
@@ -334,8 +380,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d80_f16(const mslemu_thread
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d80_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:723
+// native/msl/attention.metal:731
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 8 , 16 , 96 >(
@@ -356,8 +405,11 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d96_bf16(const mslemu_threa
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d96_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:724
+// native/msl/attention.metal:732
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d128_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 16 , 32 , 128 >(
@@ -377,8 +429,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d128_f16(const mslemu_thread
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d128_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:725
+// native/msl/attention.metal:733
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 32 , 64 >(
@@ -398,8 +453,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d64_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d64_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:726
+// native/msl/attention.metal:734
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 128 >(
@@ -419,8 +477,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d128_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d128_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:727
+// native/msl/attention.metal:735
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 192 >(
@@ -440,8 +501,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d192_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d192_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:728
+// native/msl/attention.metal:736
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 256 >(
@@ -461,8 +525,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d256_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d256_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:729
+// native/msl/attention.metal:737
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < bfloat , 16 , 8 , 32 >(
@@ -482,8 +549,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_bf16(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d32_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:730
+// native/msl/attention.metal:738
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 16 , 8 , 32 >(
@@ -503,8 +573,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f16(const mslemu_thread* 
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d32_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:731
+// native/msl/attention.metal:739
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 32 >(
@@ -524,8 +597,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f32(const mslemu_thread* 
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d32_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:732
+// native/msl/attention.metal:740
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 64 >(
@@ -545,8 +621,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d64_f32(const mslemu_thread* 
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d64_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:733
+// native/msl/attention.metal:741
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 16 , 8 , 80 >(
@@ -566,8 +645,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d80_f16(const mslemu_thread* 
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d80_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:734
+// native/msl/attention.metal:742
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < bfloat , 16 , 8 , 96 >(
@@ -587,8 +669,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d96_bf16(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d96_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:735
+// native/msl/attention.metal:743
 extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 32 , 32 , 32 >(
@@ -608,8 +693,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d32_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d32_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:736
+// native/msl/attention.metal:744
 extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < bfloat , 32 , 32 , 64 >(
@@ -629,8 +717,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16(const mslemu_thread
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d64_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:737
+// native/msl/attention.metal:745
 extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 32 , 32 , 64 >(
@@ -650,8 +741,11 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d64_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:738
+// native/msl/attention.metal:746
 extern "C" void mslemu_k_attention_fwd_bq16_bk32_d128_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 16 , 32 , 128 >(
@@ -669,8 +763,11 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk32_d128_f16(const mslemu_thread* t
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq16_bk32_d128_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:739
+// native/msl/attention.metal:747
 extern "C" void mslemu_k_attention_fwd_bq16_bk32_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 32 , 64 >(
@@ -688,8 +785,11 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk32_d64_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq16_bk32_d64_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:740
+// native/msl/attention.metal:748
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 128 >(
@@ -707,8 +807,11 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d128_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq16_bk8_d128_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:741
+// native/msl/attention.metal:749
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 192 >(
@@ -726,8 +829,11 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d192_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq16_bk8_d192_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:742
+// native/msl/attention.metal:750
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 256 >(
@@ -745,8 +851,11 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d256_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq16_bk8_d256_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:743
+// native/msl/attention.metal:751
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < bfloat , 16 , 8 , 32 >(
@@ -764,8 +873,11 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_bf16(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq16_bk8_d32_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:744
+// native/msl/attention.metal:752
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 16 , 8 , 32 >(
@@ -783,8 +895,11 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f16(const mslemu_thread* t, 
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq16_bk8_d32_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:745
+// native/msl/attention.metal:753
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 32 >(
@@ -802,8 +917,11 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f32(const mslemu_thread* t, 
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq16_bk8_d32_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:746
+// native/msl/attention.metal:754
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 64 >(
@@ -821,8 +939,11 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d64_f32(const mslemu_thread* t, 
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq16_bk8_d64_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:747
+// native/msl/attention.metal:755
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 16 , 8 , 80 >(
@@ -840,8 +961,11 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d80_f16(const mslemu_thread* t, 
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq16_bk8_d80_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:748
+// native/msl/attention.metal:756
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < bfloat , 16 , 8 , 96 >(
@@ -859,8 +983,11 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d96_bf16(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq16_bk8_d96_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:749
+// native/msl/attention.metal:757
 extern "C" void mslemu_k_attention_fwd_bq32_bk64_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 32 , 64 , 32 >(
@@ -878,8 +1005,11 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk64_d32_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq32_bk64_d32_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:750
+// native/msl/attention.metal:758
 extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < bfloat , 32 , 64 , 64 >(
@@ -897,8 +1027,11 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_bf16(const mslemu_thread* t
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq32_bk64_d64_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
-// native/msl/attention.metal:751
+// native/msl/attention.metal:759
 extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 32 , 64 , 64 >(
@@ -916,6 +1049,8 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_f16(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
+extern "C" int mslemu_p_attention_fwd_bq32_bk64_d64_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 }  // namespace mslemu_src_native_msl_attention
-#endif

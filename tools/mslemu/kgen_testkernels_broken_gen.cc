@@ -5,10 +5,11 @@
 
 #include <metal_stdlib>
 
-#if __has_include("testkernels/broken.metal")
 namespace mslemu_src_testkernels_broken {
 
 #include "testkernels/broken.metal"
+
+static const ::mslemu::fconst* const mslemu_fcs = nullptr;
 
 // tools/mslemu/testkernels/broken.metal:7
 extern "C" void mslemu_k_test_broken_barrier_in_branch(const mslemu_thread* t, void* const* b) {
@@ -18,6 +19,9 @@ extern "C" void mslemu_k_test_broken_barrier_in_branch(const mslemu_thread* t, v
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->threads_per_threadgroup));
 }
+extern "C" int mslemu_p_test_broken_barrier_in_branch(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 // tools/mslemu/testkernels/broken.metal:19
 extern "C" void mslemu_k_test_broken_two_barriers(const mslemu_thread* t, void* const* b) {
@@ -25,6 +29,9 @@ extern "C" void mslemu_k_test_broken_two_barriers(const mslemu_thread* t, void* 
   test_broken_two_barriers(
       ::mslemu::bind<device float *>(b[0]),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup));
+}
+extern "C" int mslemu_p_test_broken_two_barriers(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
 }
 
 // tools/mslemu/testkernels/broken.metal:30
@@ -35,6 +42,9 @@ extern "C" void mslemu_k_test_broken_divergent_simd(const mslemu_thread* t, void
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup));
 }
+extern "C" int mslemu_p_test_broken_divergent_simd(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 // tools/mslemu/testkernels/broken.metal:41
 extern "C" void mslemu_k_test_broken_early_return(const mslemu_thread* t, void* const* b) {
@@ -43,6 +53,9 @@ extern "C" void mslemu_k_test_broken_early_return(const mslemu_thread* t, void* 
       ::mslemu::bind<device float *>(b[0]),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup));
 }
+extern "C" int mslemu_p_test_broken_early_return(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 // tools/mslemu/testkernels/broken.metal:50
 extern "C" void mslemu_k_test_broken_spin_deadlock(const mslemu_thread* t, void* const* b) {
@@ -50,6 +63,9 @@ extern "C" void mslemu_k_test_broken_spin_deadlock(const mslemu_thread* t, void*
   test_broken_spin_deadlock(
       ::mslemu::bind<device float *>(b[0]),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup));
+}
+extern "C" int mslemu_p_test_broken_spin_deadlock(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
 }
 
 // tools/mslemu/testkernels/broken.metal:64
@@ -60,6 +76,9 @@ extern "C" void mslemu_k_test_broken_out_of_bounds(const mslemu_thread* t, void*
       ::mslemu::pos<uint>(t->thread_position_in_grid),
       ::mslemu::pos<uint>(t->threads_per_grid));
 }
+extern "C" int mslemu_p_test_broken_out_of_bounds(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 // tools/mslemu/testkernels/broken.metal:71
 extern "C" void mslemu_k_test_broken_unbound(const mslemu_thread* t, void* const* b) {
@@ -68,6 +87,9 @@ extern "C" void mslemu_k_test_broken_unbound(const mslemu_thread* t, void* const
       ::mslemu::bind<device float *>(b[0]),
       ::mslemu::bind<device const float *>(b[1]),
       ::mslemu::pos<uint>(t->thread_position_in_grid));
+}
+extern "C" int mslemu_p_test_broken_unbound(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
 }
 
 // tools/mslemu/testkernels/broken.metal:79
@@ -78,6 +100,9 @@ extern "C" void mslemu_k_test_racy_missing_barrier(const mslemu_thread* t, void*
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->threads_per_threadgroup));
 }
+extern "C" int mslemu_p_test_racy_missing_barrier(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 // tools/mslemu/testkernels/broken.metal:89
 extern "C" void mslemu_k_test_broken_stack_overflow(const mslemu_thread* t, void* const* b) {
@@ -86,6 +111,8 @@ extern "C" void mslemu_k_test_broken_stack_overflow(const mslemu_thread* t, void
       ::mslemu::bind<device float *>(b[0]),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup));
 }
+extern "C" int mslemu_p_test_broken_stack_overflow(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 }  // namespace mslemu_src_testkernels_broken
-#endif

@@ -5,10 +5,11 @@
 
 #include <metal_stdlib>
 
-#if __has_include("testkernels/matmul.metal")
 namespace mslemu_src_testkernels_matmul {
 
 #include "testkernels/matmul.metal"
+
+static const ::mslemu::fconst* const mslemu_fcs = nullptr;
 
 // tools/mslemu/testkernels/matmul.metal:44
 extern "C" void mslemu_k_test_matmul_tiled_f32_t8(const mslemu_thread* t, void* const* b) {
@@ -20,6 +21,9 @@ extern "C" void mslemu_k_test_matmul_tiled_f32_t8(const mslemu_thread* t, void* 
       ::mslemu::bind<constant MatmulParams &>(b[3]),
       ::mslemu::pos<uint2>(t->thread_position_in_threadgroup),
       ::mslemu::pos<uint2>(t->threadgroup_position_in_grid));
+}
+extern "C" int mslemu_p_test_matmul_tiled_f32_t8(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
 }
 
 // tools/mslemu/testkernels/matmul.metal:45
@@ -33,6 +37,9 @@ extern "C" void mslemu_k_test_matmul_tiled_f32_t16(const mslemu_thread* t, void*
       ::mslemu::pos<uint2>(t->thread_position_in_threadgroup),
       ::mslemu::pos<uint2>(t->threadgroup_position_in_grid));
 }
+extern "C" int mslemu_p_test_matmul_tiled_f32_t16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 // tools/mslemu/testkernels/matmul.metal:46
 extern "C" void mslemu_k_test_matmul_tiled_f16_t16(const mslemu_thread* t, void* const* b) {
@@ -44,6 +51,9 @@ extern "C" void mslemu_k_test_matmul_tiled_f16_t16(const mslemu_thread* t, void*
       ::mslemu::bind<constant MatmulParams &>(b[3]),
       ::mslemu::pos<uint2>(t->thread_position_in_threadgroup),
       ::mslemu::pos<uint2>(t->threadgroup_position_in_grid));
+}
+extern "C" int mslemu_p_test_matmul_tiled_f16_t16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
 }
 
 // tools/mslemu/testkernels/matmul.metal:52
@@ -59,6 +69,9 @@ extern "C" void mslemu_k_test_simdgroup_matmul(const mslemu_thread* t, void* con
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup));
 }
+extern "C" int mslemu_p_test_simdgroup_matmul(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 // tools/mslemu/testkernels/matmul.metal:141
 extern "C" void mslemu_k_test_simdgroup_ops_f32(const mslemu_thread* t, void* const* b) {
@@ -69,6 +82,9 @@ extern "C" void mslemu_k_test_simdgroup_ops_f32(const mslemu_thread* t, void* co
       ::mslemu::bind<device const float *>(b[2]),
       ::mslemu::bind<device float *>(b[3]),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup));
+}
+extern "C" int mslemu_p_test_simdgroup_ops_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
 }
 
 // tools/mslemu/testkernels/matmul.metal:145
@@ -81,6 +97,9 @@ extern "C" void mslemu_k_test_simdgroup_ops_f16(const mslemu_thread* t, void* co
       ::mslemu::bind<device float *>(b[3]),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup));
 }
+extern "C" int mslemu_p_test_simdgroup_ops_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 // tools/mslemu/testkernels/matmul.metal:149
 extern "C" void mslemu_k_test_simdgroup_ops_bf16(const mslemu_thread* t, void* const* b) {
@@ -92,6 +111,8 @@ extern "C" void mslemu_k_test_simdgroup_ops_bf16(const mslemu_thread* t, void* c
       ::mslemu::bind<device float *>(b[3]),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup));
 }
+extern "C" int mslemu_p_test_simdgroup_ops_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 }  // namespace mslemu_src_testkernels_matmul
-#endif

@@ -5,10 +5,11 @@
 
 #include <metal_stdlib>
 
-#if __has_include("testkernels/simd.metal")
 namespace mslemu_src_testkernels_simd {
 
 #include "testkernels/simd.metal"
+
+static const ::mslemu::fconst* const mslemu_fcs = nullptr;
 
 // tools/mslemu/testkernels/simd.metal:13
 extern "C" void mslemu_k_test_simd_functions(const mslemu_thread* t, void* const* b) {
@@ -23,6 +24,9 @@ extern "C" void mslemu_k_test_simd_functions(const mslemu_thread* t, void* const
       ::mslemu::pos<uint>(t->simdgroups_per_threadgroup),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid));
 }
+extern "C" int mslemu_p_test_simd_functions(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 // tools/mslemu/testkernels/simd.metal:53
 extern "C" void mslemu_k_test_vectors(const mslemu_thread* t, void* const* b) {
@@ -31,6 +35,9 @@ extern "C" void mslemu_k_test_vectors(const mslemu_thread* t, void* const* b) {
       ::mslemu::bind<device const float4 *>(b[0]),
       ::mslemu::bind<device float *>(b[1]),
       ::mslemu::pos<uint>(t->thread_position_in_grid));
+}
+extern "C" int mslemu_p_test_vectors(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
 }
 
 // tools/mslemu/testkernels/simd.metal:76
@@ -43,6 +50,9 @@ extern "C" void mslemu_k_test_conversions(const mslemu_thread* t, void* const* b
       ::mslemu::bind<device bfloat *>(b[3]),
       ::mslemu::pos<uint>(t->thread_position_in_grid));
 }
+extern "C" int mslemu_p_test_conversions(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 // tools/mslemu/testkernels/simd.metal:92
 extern "C" void mslemu_k_test_philox(const mslemu_thread* t, void* const* b) {
@@ -51,6 +61,9 @@ extern "C" void mslemu_k_test_philox(const mslemu_thread* t, void* const* b) {
       ::mslemu::bind<constant uint2 &>(b[0]),
       ::mslemu::bind<device uint4 *>(b[1]),
       ::mslemu::pos<uint>(t->thread_position_in_grid));
+}
+extern "C" int mslemu_p_test_philox(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
 }
 
 // tools/mslemu/testkernels/simd.metal:106
@@ -61,6 +74,9 @@ extern "C" void mslemu_k_test_barrier_loop(const mslemu_thread* t, void* const* 
       ::mslemu::bind<device float *>(b[1]),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup));
 }
+extern "C" int mslemu_p_test_barrier_loop(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 // tools/mslemu/testkernels/simd.metal:119
 extern "C" void mslemu_k_test_simd_sum_loop(const mslemu_thread* t, void* const* b) {
@@ -70,6 +86,8 @@ extern "C" void mslemu_k_test_simd_sum_loop(const mslemu_thread* t, void* const*
       ::mslemu::bind<device float *>(b[1]),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup));
 }
+extern "C" int mslemu_p_test_simd_sum_loop(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+}
 
 }  // namespace mslemu_src_testkernels_simd
-#endif

@@ -124,6 +124,28 @@ func LaunchWith(kernel string, groups, threadsPerGroup [3]int, buffers []Buffer,
 	if len(buffers) > 64 {
 		return fmt.Errorf("mslemu: %s: %d buffers (at most 64)", kernel, len(buffers))
 	}
+	if len(o.Constants) > C.MSLEMU_MAX_CONSTANTS {
+		return fmt.Errorf("mslemu: %s: %d function constants (at most %d)", kernel, len(o.Constants), C.MSLEMU_MAX_CONSTANTS)
+	}
+	// In C memory's layout but Go memory: the array holds no pointers.
+	var consts [C.MSLEMU_MAX_CONSTANTS]C.mslemu_const
+	seen := map[int]bool{}
+	for i, c := range o.Constants {
+		kind, size, b, ok := constBytes(c.Value)
+		if !ok {
+			return fmt.Errorf("mslemu: %s: function constant %d: value of Go type %T (want bool, a sized integer, float32 or Half)", kernel, c.Index, c.Value)
+		}
+		if c.Index < 0 || c.Index > 65535 || seen[c.Index] {
+			return fmt.Errorf("mslemu: %s: function constant index %d out of 0..65535 or given twice", kernel, c.Index)
+		}
+		seen[c.Index] = true
+		consts[i].index = C.int32_t(c.Index)
+		consts[i].kind = C.char(kind)
+		consts[i].size = C.uint8_t(size)
+		for j := 0; j < 8; j++ {
+			consts[i].bytes[j] = C.uint8_t(b[j])
+		}
+	}
 	timeout := o.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout
@@ -161,7 +183,7 @@ func LaunchWith(kernel string, groups, threadsPerGroup [3]int, buffers []Buffer,
 	}
 
 	var cerr *C.char // owned by the runtime; valid until the next launch (launchMu is held)
-	rc := C.mslemu_launch(C.int(k), &g[0], &t[0], &cbufs[0], C.int(len(buffers)), &opts, &cerr)
+	rc := C.mslemu_launch(C.int(k), &g[0], &t[0], &cbufs[0], C.int(len(buffers)), &consts[0], C.int(len(o.Constants)), &opts, &cerr)
 
 	writes := uint64(C.mslemu_kernel_at(C.int(k)).writes)
 	for i, b := range buffers {

@@ -52,6 +52,59 @@ type Options struct {
 	Order   Order
 	Seed    uint64
 	Timeout time.Duration // a launch running longer fails with a KernelError; 0: DefaultTimeout; < 0: none
+	// Constants are the values of the function constants for this launch, like Metal's
+	// MTLFunctionConstantValues when the pipeline is made. Every function constant the
+	// kernel's .metal file declares must be given, unless the file tests it with
+	// is_function_constant_defined; an index the file does not declare is an error.
+	Constants []Constant
+}
+
+// Constant is the value of the function constant declared
+// `constant T name [[function_constant(Index)]];`. Value's Go type must match T: bool
+// for bool; int8, int16, int32, int64 for char, short, int, long; uint8, uint16, uint32,
+// uint64 for uchar, ushort, uint, ulong; float32 for float; Half for half.
+type Constant struct {
+	Index int
+	Value any
+}
+
+// Half is a float16 value by its bits, for a half function constant.
+type Half uint16
+
+// constBytes returns the kind letter, size and little-endian bytes of a constant's value.
+func constBytes(v any) (kind byte, size int, b [8]byte, ok bool) {
+	var u uint64
+	switch x := v.(type) {
+	case bool:
+		kind, size = 'b', 1
+		if x {
+			u = 1
+		}
+	case int8:
+		kind, size, u = 'i', 1, uint64(x)
+	case int16:
+		kind, size, u = 'i', 2, uint64(x)
+	case int32:
+		kind, size, u = 'i', 4, uint64(x)
+	case int64:
+		kind, size, u = 'i', 8, uint64(x)
+	case uint8:
+		kind, size, u = 'u', 1, uint64(x)
+	case uint16:
+		kind, size, u = 'u', 2, uint64(x)
+	case uint32:
+		kind, size, u = 'u', 4, uint64(x)
+	case uint64:
+		kind, size, u = 'u', 8, x
+	case float32:
+		kind, size, u = 'f', 4, uint64(math.Float32bits(x))
+	case Half:
+		kind, size, u = 'h', 2, uint64(x)
+	default:
+		return 0, 0, b, false
+	}
+	binary.LittleEndian.PutUint64(b[:], u)
+	return kind, size, b, true
 }
 
 // KernelError reports a kernel that misbehaved: threads that diverge at a barrier or a

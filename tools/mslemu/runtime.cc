@@ -266,6 +266,7 @@ struct Runtime {
   bool buf_bound[64];
   int n = 0;  // threads per threadgroup
   int nsg = 0;
+  mslemu_prep prep;  // the function constants defined for this launch
   uint32_t group[3];
   int order[MSLEMU_MAX_THREADS];  // rank -> tid
   int rank[MSLEMU_MAX_THREADS];   // tid -> rank
@@ -838,9 +839,16 @@ NOTSAN bool run_group(const uint32_t tg[3], const uint32_t groups[3], const uint
 
 }  // namespace
 
+extern "C" NOTSAN int mslemu_fc_defined(const void* addr) {
+  const mslemu_prep& p = g_rt.prep;
+  for (int i = 0; i < p.ndefined; i++)
+    if (p.defined[i] == addr) return 1;
+  return 0;
+}
+
 extern "C" NOTSAN int mslemu_launch(int k, const uint32_t groups[3], const uint32_t tptg[3],
-                             const mslemu_buffer* buffers, int nbuffers, const mslemu_options* opts,
-                             const char** err) {
+                             const mslemu_buffer* buffers, int nbuffers, const mslemu_const* consts,
+                             int nconsts, const mslemu_options* opts, const char** err) {
   std::lock_guard<std::mutex> lock(g_launch_mu);
   Runtime& r = g_rt;
   std::string msg;
@@ -853,13 +861,31 @@ extern "C" NOTSAN int mslemu_launch(int k, const uint32_t groups[3], const uint3
   };
   if (k < 0 || k >= mslemu_nkernels) return fail(errorf("no kernel %d", k));
   const mslemu_kernel& kern = mslemu_kernels[k];
-  if (kern.fn == nullptr) {
+  if (kern.fn == nullptr || kern.prep == nullptr) {
     return fail(errorf("%s: not compiled: %s is missing; run go generate ./tools/mslemu", kern.name, kern.source));
   }
   uint64_t threads = uint64_t(tptg[0]) * tptg[1] * tptg[2];
   if (threads == 0 || threads > MSLEMU_MAX_THREADS) {
     return fail(errorf("%s: %llu threads per threadgroup (want 1..%d)", kern.name, (unsigned long long)threads,
                        MSLEMU_MAX_THREADS));
+  }
+  // Function constants and the launch hint. The constants are globals of the kernel's
+  // translation unit: sound because launches are serialised (g_launch_mu) and every
+  // emulated thread runs as a fiber on this OS thread.
+  r.prep = mslemu_prep{};
+  r.prep.consts = consts;
+  r.prep.nconsts = consts ? nconsts : 0;
+  if (kern.prep(&r.prep) != 0) {
+    std::string m = errorf("%s: %s", kern.name, r.prep.err);
+    r.prep = mslemu_prep{};
+    return fail(m);
+  }
+  if (r.prep.max_threads != 0 && threads > r.prep.max_threads) {
+    unsigned mt = r.prep.max_threads;
+    r.prep = mslemu_prep{};
+    return fail(errorf("%s: %llu threads per threadgroup exceed the kernel's "
+                       "[[max_total_threads_per_threadgroup(%u)]]",
+                       kern.name, (unsigned long long)threads, mt));
   }
   // An unbound slot points at an inaccessible page: a kernel may declare a buffer it does
   // not read (as on Metal), and an access is reported as a fault.
@@ -926,6 +952,8 @@ extern "C" NOTSAN int mslemu_launch(int k, const uint32_t groups[3], const uint3
   __tsan_release(&g_buf_sync);
 #endif
   r.fn = nullptr;
+  r.prep.consts = nullptr;
+  r.prep.nconsts = 0;
   return ok ? 0 : fail(r.fail_msg);
 }
 

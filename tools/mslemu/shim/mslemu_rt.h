@@ -36,9 +36,38 @@ typedef struct mslemu_thread {
 /* One generated adapter: runs the kernel for the calling emulated thread. */
 typedef void (*mslemu_kernel_fn)(const mslemu_thread *t, void *const *buffers);
 
+/* The value of one function constant ([[function_constant(index)]]) for a launch. kind:
+ * 'b' bool, 'i' signed integer, 'u' unsigned integer, 'f' float, 'h' half; size in bytes;
+ * the value in bytes[0..size), little-endian. */
+typedef struct mslemu_const {
+	int32_t index;
+	char kind;
+	uint8_t size;
+	uint8_t bytes[8];
+} mslemu_const;
+
+/* Most function constants one source may declare. */
+#define MSLEMU_MAX_CONSTANTS 64
+
+/* Launch preparation, generated per kernel: sets the function constants of the kernel's
+ * translation unit from consts (every one its source declares must be given, unless the
+ * source tests it with is_function_constant_defined), lists the defined ones, and gives
+ * the kernel's [[max_total_threads_per_threadgroup]] (0: none). Returns 0, or -1 with a
+ * message in err. */
+typedef struct mslemu_prep {
+	const mslemu_const *consts; /* in */
+	int nconsts;                /* in */
+	uint32_t max_threads;       /* out */
+	const void *defined[MSLEMU_MAX_CONSTANTS]; /* out: addresses of the defined constants */
+	int ndefined;                              /* out */
+	char err[512];                             /* out */
+} mslemu_prep;
+typedef int (*mslemu_prep_fn)(mslemu_prep *p);
+
 typedef struct mslemu_kernel {
 	const char *name;     /* the [[host_name]] */
 	mslemu_kernel_fn fn;  /* NULL when its source was removed without regenerating */
+	mslemu_prep_fn prep;  /* likewise */
 	const char *source;   /* the .metal file that instantiates it */
 	uint64_t buffers;     /* bit i set: the kernel binds [[buffer(i)]] */
 	uint64_t writes;      /* bit i set: the kernel may write [[buffer(i)]] (non-const device pointer) */
@@ -70,6 +99,9 @@ void mslemu_threadgroup_barrier(const char *op, const char *file, int line);
 const unsigned char *mslemu_simd_exchange(const void *mine, size_t n, const char *op,
                                           const char *file, int line);
 
+/* is_function_constant_defined: whether the constant at addr was given for this launch. */
+int mslemu_fc_defined(const void *addr);
+
 /* Ends the launch with an error that names the call site and the calling thread. */
 void mslemu_fail(const char *msg, const char *file, int line) __attribute__((noreturn));
 
@@ -97,8 +129,8 @@ void mslemu_buffer_free(void *data, size_t size);
  * threadgroups of tptg[0]*tptg[1]*tptg[2] threads. Returns 0, or -1 and a message in *err
  * that stays valid until the next launch. Dispatches are serialised process-wide. */
 int mslemu_launch(int k, const uint32_t groups[3], const uint32_t tptg[3],
-                  const mslemu_buffer *buffers, int nbuffers, const mslemu_options *opts,
-                  const char **err);
+                  const mslemu_buffer *buffers, int nbuffers, const mslemu_const *consts,
+                  int nconsts, const mslemu_options *opts, const char **err);
 
 #ifdef __cplusplus
 }

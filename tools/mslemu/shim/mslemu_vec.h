@@ -313,11 +313,84 @@ inline vec<bool, V::size> operator!(const X& a) {
   return r;
 }
 
+// Packed vectors: N elements with no padding and the element's alignment (packed_float3 is
+// 12 bytes), for loads from buffers laid out that way. They convert to and from vec<T, N>,
+// take part in vector arithmetic as vec<T, N>, and have .x .y .z .w and subscripts (no
+// swizzles, as in MSL).
+template <class T, int N> struct packed_data;
+template <class T> struct packed_data<T, 2> {
+  union {
+    T s[2];
+    struct {
+      T x, y;
+    };
+  };
+};
+template <class T> struct packed_data<T, 3> {
+  union {
+    T s[3];
+    struct {
+      T x, y, z;
+    };
+  };
+};
+template <class T> struct packed_data<T, 4> {
+  union {
+    T s[4];
+    struct {
+      T x, y, z, w;
+    };
+  };
+};
+
+template <class T, int N> struct packed_vec : packed_data<T, N> {
+  typedef T value_type;
+  static constexpr int size = N;
+  packed_vec() = default;
+  packed_vec(const packed_vec& o) = default;
+  packed_vec& operator=(const packed_vec& o) {
+    for (int i = 0; i < N; i++) this->s[i] = o.s[i];
+    return *this;
+  }
+  packed_vec(const vec<T, N>& v) {
+    for (int i = 0; i < N; i++) this->s[i] = v.s[i];
+  }
+  template <class A, class B, class... R>
+  packed_vec(const A& a, const B& b, const R&... r) : packed_vec(vec<T, N>(a, b, r...)) {}
+  operator vec<T, N>() const {
+    vec<T, N> v;
+    for (int i = 0; i < N; i++) v.s[i] = this->s[i];
+    return v;
+  }
+  T& operator[](int i) { return this->s[i]; }
+  const T& operator[](int i) const { return this->s[i]; }
+  template <class X> packed_vec& operator+=(const X& x) { return *this = vec<T, N>(*this) + x; }
+  template <class X> packed_vec& operator-=(const X& x) { return *this = vec<T, N>(*this) - x; }
+  template <class X> packed_vec& operator*=(const X& x) { return *this = vec<T, N>(*this) * x; }
+  template <class X> packed_vec& operator/=(const X& x) { return *this = vec<T, N>(*this) / x; }
+};
+
+}  // namespace metal
+
+namespace mslemu {
+template <class T, int N> struct vec_traits<metal::packed_vec<T, N>> {
+  static constexpr bool is_vec = true;
+  static constexpr int n = N;
+  typedef T elem;
+  typedef metal::vec<T, N> type;
+};
+}  // namespace mslemu
+
+namespace metal {
+
 // The vector type names of MSL.
-#define MSLEMU_VEC_NAMES(T, name) \
-  typedef vec<T, 2> name##2;      \
-  typedef vec<T, 3> name##3;      \
-  typedef vec<T, 4> name##4;
+#define MSLEMU_VEC_NAMES(T, name)            \
+  typedef vec<T, 2> name##2;                 \
+  typedef vec<T, 3> name##3;                 \
+  typedef vec<T, 4> name##4;                 \
+  typedef packed_vec<T, 2> packed_##name##2; \
+  typedef packed_vec<T, 3> packed_##name##3; \
+  typedef packed_vec<T, 4> packed_##name##4;
 MSLEMU_VEC_NAMES(float, float)
 MSLEMU_VEC_NAMES(half, half)
 MSLEMU_VEC_NAMES(bfloat, bfloat)

@@ -68,3 +68,46 @@ func TestParseErrors(t *testing.T) {
 		assert.ErrorContains(t, err, tc.want, tc.text)
 	}
 }
+
+func TestParseFunctionConstantsAndHints(t *testing.T) {
+	text := `# 1 "k.metal"
+namespace a { namespace b {
+constant bool has_mask [[function_constant(3)]];
+constant int kind [[function_constant(4)]];
+} }
+constant constexpr int fixed = 4;
+template <typename T, int BQ> [[kernel, max_total_threads_per_threadgroup(BQ * 4)]] void k(device const T* m [[buffer(3), function_constant(a::b::has_mask)]]) {
+  if (is_function_constant_defined(a::b::kind)) {}
+}
+template [[host_name("k8")]] [[kernel]] void k<float, 8>(device const float* m [[buffer(3), function_constant(a::b::has_mask)]]);
+[[kernel]] [[max_total_threads_per_threadgroup(96)]] void plain(device float* out [[buffer(0)]]) {}
+`
+	f, err := ParseFile("k.metal", text)
+	require.NoError(t, err)
+	assert.Equal(t, []FConst{
+		{Name: "a::b::has_mask", Index: 3, Type: "bool", Line: "k.metal:2"},
+		{Name: "a::b::kind", Index: 4, Type: "int", Line: "k.metal:3", Optional: true},
+	}, f.Constants)
+	require.Len(t, f.Kernels, 2)
+	assert.Equal(t, "BQ * 4", f.Kernels[0].MaxThreads)
+	assert.Equal(t, "k", f.Kernels[0].Template)
+	assert.Equal(t, "float , 8", f.Kernels[0].TemplateArgs)
+	assert.Equal(t, 3, f.Kernels[0].Params[0].Buffer)
+	assert.Equal(t, "typename T , int BQ", f.Templates["k"].Params)
+	assert.Equal(t, "96", f.Kernels[1].MaxThreads)
+
+	for _, tc := range []struct{ text, want string }{
+		{"constant bool x [[function_constant(1)]];\nconstant bool y [[function_constant(1)]];", "both use index 1"},
+		{"constant bool x [[function_constant(1)]];\nconstant bool y = !x;", "initialised from function constant x"},
+		{"constant bool x [[function_constant(1)]];\nconstant bool y = is_function_constant_defined(x);", "initialised from function constant is_function_constant_defined"},
+		{"bool x [[function_constant(1)]];", "declared `constant T name"},
+		{"constant bool x [[function_constant(n)]];", "not an integer"},
+		{"kernel void k(device float* a [[buffer(0), thread_index_in_simdgroup]]) {}", "more than one binding"},
+	} {
+		_, err := ParseFile("k.metal", tc.text)
+		assert.ErrorContains(t, err, tc.want, tc.text)
+	}
+	// Derived constants that do not read function constants are fine.
+	_, err = ParseFile("k.metal", "constant bool x [[function_constant(1)]];\nconstant float y = 2.0f;\nconstant constexpr bool z = true;")
+	assert.NoError(t, err)
+}

@@ -1060,12 +1060,16 @@ func join(ts []ctok) string {
 //   - a `threadgroup` pointer or reference: after the keyword, a `*` or `&` before the
 //     declared name (or before the end of a cast);
 //   - a floating literal without the f suffix (0.5 is a double in C++, and cgo does not
-//     allow -fsingle-precision-constant), or with MSL's h suffix (not C++).
+//     allow -fsingle-precision-constant), or with MSL's h suffix (not C++);
+//   - a loop pragma that clang (and so Metal's compiler) rejects but g++ ignores: an unknown
+//     `#pragma clang loop` option or argument, a malformed `#pragma unroll`/`nounroll`, or one
+//     not followed by a for, while or do loop.
 //
 // Comments are ignored.
 func Lint(name string, src []byte) []string {
-	toks := tokenize(name, stripComments(string(src)), false)
-	var out []string
+	stripped := stripComments(string(src))
+	toks := tokenize(name, stripped, false)
+	out := lintPragmas(name, stripped, toks)
 	for i, t := range toks {
 		if msg := floatLiteral(t.text); msg != "" {
 			out = append(out, fmt.Sprintf("%s: %s", t.pos(), msg))
@@ -1083,6 +1087,145 @@ func Lint(name string, src []byte) []string {
 			if s == "[" || s == ";" || s == "=" || s == ")" || s == "," || s == "{" || s == "}" {
 				break
 			}
+		}
+	}
+	return out
+}
+
+// loopOptions are the `#pragma clang loop` options clang knows, with the arguments each takes
+// ("N" for a positive integer).
+var loopOptions = map[string][]string{
+	"unroll":                       {"full", "enable", "disable"},
+	"unroll_count":                 {"N"},
+	"vectorize":                    {"enable", "disable", "assume_safety"},
+	"vectorize_width":              {"N", "scalable", "fixed"},
+	"interleave":                   {"enable", "disable", "assume_safety"},
+	"interleave_count":             {"N"},
+	"distribute":                   {"enable", "disable"},
+	"pipeline":                     {"disable"},
+	"pipeline_initiation_interval": {"N"},
+}
+
+// loopPragma checks the text after `pragma` of a loop pragma; ok is false for pragmas that
+// are not loop pragmas.
+func loopPragma(body string) (msg string, ok bool) {
+	f := strings.Fields(body)
+	if len(f) == 0 {
+		return "", false
+	}
+	switch {
+	case f[0] == "nounroll":
+		if len(f) > 1 {
+			return "#pragma nounroll takes no argument", true
+		}
+		return "", true
+	case f[0] == "unroll" || strings.HasPrefix(f[0], "unroll("):
+		arg := strings.TrimSpace(strings.TrimPrefix(body[strings.Index(body, "unroll"):], "unroll"))
+		arg = strings.TrimSuffix(strings.TrimPrefix(arg, "("), ")")
+		if arg == "" {
+			return "", true
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(arg)); err != nil || n < 1 {
+			return fmt.Sprintf("#pragma unroll %s: the count must be a positive integer literal", arg), true
+		}
+		return "", true
+	case f[0] == "clang" && len(f) > 1 && f[1] == "loop":
+		opts := strings.Join(f[2:], "")
+		if opts == "" {
+			return "#pragma clang loop without an option", true
+		}
+		for opts != "" {
+			open := strings.IndexByte(opts, '(')
+			close := strings.IndexByte(opts, ')')
+			if open <= 0 || close < open {
+				return fmt.Sprintf("#pragma clang loop %s: expected option(argument)", opts), true
+			}
+			name, arg := opts[:open], opts[open+1:close]
+			args, known := loopOptions[name]
+			if !known {
+				return fmt.Sprintf("#pragma clang loop: unknown option %q", name), true
+			}
+			valid := false
+			for _, a := range args {
+				if a == arg {
+					valid = true
+				}
+				if n, err := strconv.Atoi(arg); a == "N" && err == nil && n >= 1 {
+					valid = true
+				}
+			}
+			if !valid {
+				return fmt.Sprintf("#pragma clang loop %s(%s): the argument must be one of %v", name, arg, args), true
+			}
+			opts = opts[close+1:]
+		}
+		return "", true
+	}
+	return "", false
+}
+
+// lintPragmas checks loop pragmas: their form, and that a loop follows each #pragma (a
+// _Pragma in a macro is checked for its form only).
+func lintPragmas(name, stripped string, toks []ctok) []string {
+	var out []string
+	lines := strings.Split(stripped, "\n")
+	directive := func(l string) (string, bool) {
+		l = strings.TrimSpace(l)
+		if !strings.HasPrefix(l, "#") {
+			return "", false
+		}
+		l = strings.TrimSpace(l[1:])
+		if !strings.HasPrefix(l, "pragma") {
+			return "", false
+		}
+		return strings.TrimSpace(strings.TrimPrefix(l, "pragma")), true
+	}
+	for i, l := range lines {
+		body, ok := directive(l)
+		if !ok {
+			continue
+		}
+		msg, isLoop := loopPragma(body)
+		if !isLoop {
+			continue
+		}
+		if msg != "" {
+			out = append(out, fmt.Sprintf("%s:%d: %s", name, i+1, msg))
+			continue
+		}
+		// The next line that is not blank and not another loop pragma must start a loop.
+		next := ""
+		for j := i + 1; j < len(lines); j++ {
+			t := strings.TrimSpace(lines[j])
+			if t == "" {
+				continue
+			}
+			if b, ok := directive(t); ok {
+				if _, loop := loopPragma(b); loop {
+					continue
+				}
+			}
+			next = t
+			break
+		}
+		word := next
+		if k := strings.IndexFunc(next, func(r rune) bool { return !(r >= 'a' && r <= 'z') }); k >= 0 {
+			word = next[:k]
+		}
+		if word != "for" && word != "while" && word != "do" {
+			out = append(out, fmt.Sprintf("%s:%d: #pragma %s must be followed by a for, while or do loop (clang rejects it otherwise)", name, i+1, body))
+		}
+	}
+	for i, t := range toks {
+		if t.text != "_Pragma" || i+2 >= len(toks) || toks[i+1].text != "(" {
+			continue
+		}
+		body, err := strconv.Unquote(toks[i+2].text)
+		if err != nil {
+			continue
+		}
+		if msg, isLoop := loopPragma(body); isLoop && msg != "" {
+			out = append(out, fmt.Sprintf("%s: %s", t.pos(), msg))
 		}
 	}
 	return out

@@ -111,3 +111,37 @@ template [[host_name("k8")]] [[kernel]] void k<float, 8>(device const float* m [
 	_, err = ParseFile("k.metal", "constant bool x [[function_constant(1)]];\nconstant float y = 2.0f;\nconstant constexpr bool z = true;")
 	assert.NoError(t, err)
 }
+
+func TestLintLoopPragmas(t *testing.T) {
+	src := `#pragma once
+#pragma clang loop unroll(full)
+for (int i = 0; i < 4; i++) {}
+#pragma clang loop unroll(disable) vectorize(enable)
+  while (x) {}
+#pragma unroll
+#pragma clang loop unroll_count(4)
+do {} while (0);
+#pragma unroll 8
+for (;;) {}
+#pragma nounroll
+
+for (;;) {}
+#pragma clang loop unroll(always)
+for (;;) {}
+#pragma clang loop unrol(full)
+for (;;) {}
+#pragma unroll 0
+for (;;) {}
+#pragma clang loop unroll(full)
+x = 1;
+#define U _Pragma("clang loop unroll(full)")
+#define V _Pragma("clang loop unroll_count(-1)")
+#pragma clang loop unroll_count(3)
+`
+	got := Lint("k.metal", []byte(src))
+	var lines []string
+	for _, g := range got {
+		lines = append(lines, strings.SplitN(g, ": ", 2)[0])
+	}
+	assert.Equal(t, []string{"k.metal:14", "k.metal:16", "k.metal:18", "k.metal:20", "k.metal:24", "k.metal:23"}, lines, "%s", strings.Join(got, "\n"))
+}

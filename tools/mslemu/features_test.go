@@ -166,3 +166,27 @@ func TestMathNamespacesShufflesAndVectorLoads(t *testing.T) {
 		assert.Equal(t, sum, row[7], "vector loads lane %d", lane)
 	}
 }
+
+// The emulator's lane layout is MLX's BaseMMAFrag layout (written out here independently),
+// and LaneLayout reports the one the kernels see through thread_elements().
+func TestLaneLayout(t *testing.T) {
+	requireEmulator(t)
+	out := make([]byte, 4*64)
+	require.NoError(t, mslemu.LaunchWith("test_lane_layout", [3]int{1, 1, 1}, [3]int{32, 1, 1},
+		[]mslemu.Buffer{{Data: out}}, mslemu.Options{Constants: featureConstants(false, 1, 1, 0, nil)}))
+	got := mslemu.BytesFloat32(out)
+	seen := map[int]bool{}
+	for lane := 0; lane < 32; lane++ {
+		qid := lane / 4
+		wantRow, wantCol := (qid&4)+(lane/2)%4, (qid&2)*2+(lane%2)*2
+		row, col, err := mslemu.LaneLayout(lane)
+		require.NoError(t, err)
+		assert.Equal(t, [2]int{wantRow, wantCol}, [2]int{row, col}, "lane %d", lane)
+		assert.Equal(t, float32(row*8+col), got[2*lane], "lane %d element 0", lane)
+		assert.Equal(t, float32(row*8+col+1), got[2*lane+1], "lane %d element 1", lane)
+		seen[row*8+col], seen[row*8+col+1] = true, true
+	}
+	assert.Len(t, seen, 64, "the 32 lanes hold the 64 elements once each")
+	_, _, err := mslemu.LaneLayout(32)
+	assert.Error(t, err)
+}

@@ -123,6 +123,8 @@ __attribute__((weak)) void mslemu_k_test_hinted_bq16(const mslemu_thread* t, voi
 __attribute__((weak)) int mslemu_p_test_hinted_bq16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_hinted_plain(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_test_hinted_plain(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_lane_layout(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_lane_layout(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_math_and_simd(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_test_math_and_simd(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_matmul_tiled_f16_t16(const mslemu_thread* t, void* const* b);
@@ -135,6 +137,68 @@ __attribute__((weak)) void mslemu_k_test_philox(const mslemu_thread* t, void* co
 __attribute__((weak)) int mslemu_p_test_philox(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_racy_missing_barrier(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_test_racy_missing_barrier(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_0(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_0(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_1(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_1(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_10(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_10(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_11(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_11(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_12(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_12(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_13(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_13(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_14(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_14(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_15(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_15(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_17(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_17(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_18(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_18(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_19(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_19(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_2(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_2(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_20(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_20(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_21(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_21(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_22(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_22(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_23(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_23(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_24(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_24(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_25(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_25(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_26(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_26(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_27(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_27(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_28(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_28(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_29(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_29(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_3(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_3(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_4(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_4(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_5(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_5(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_6(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_6(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_7(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_7(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_8(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_8(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_9(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_9(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_test_sharded_fixed(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_test_sharded_fixed(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_simd_functions(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_test_simd_functions(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_simd_sum_loop(const mslemu_thread* t, void* const* b);
@@ -210,12 +274,44 @@ const mslemu_kernel mslemu_kernels[] = {
     {"test_function_constants", mslemu_k_test_function_constants, mslemu_p_test_function_constants, "tools/mslemu/testkernels/features.metal", 0x7ull, 0x4ull},
     {"test_hinted_bq16", mslemu_k_test_hinted_bq16, mslemu_p_test_hinted_bq16, "tools/mslemu/testkernels/features.metal", 0x1ull, 0x1ull},
     {"test_hinted_plain", mslemu_k_test_hinted_plain, mslemu_p_test_hinted_plain, "tools/mslemu/testkernels/features.metal", 0x1ull, 0x1ull},
+    {"test_lane_layout", mslemu_k_test_lane_layout, mslemu_p_test_lane_layout, "tools/mslemu/testkernels/features.metal", 0x1ull, 0x1ull},
     {"test_math_and_simd", mslemu_k_test_math_and_simd, mslemu_p_test_math_and_simd, "tools/mslemu/testkernels/features.metal", 0x7ull, 0x4ull},
     {"test_matmul_tiled_f16_t16", mslemu_k_test_matmul_tiled_f16_t16, mslemu_p_test_matmul_tiled_f16_t16, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x4ull},
     {"test_matmul_tiled_f32_t16", mslemu_k_test_matmul_tiled_f32_t16, mslemu_p_test_matmul_tiled_f32_t16, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x4ull},
     {"test_matmul_tiled_f32_t8", mslemu_k_test_matmul_tiled_f32_t8, mslemu_p_test_matmul_tiled_f32_t8, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x4ull},
     {"test_philox", mslemu_k_test_philox, mslemu_p_test_philox, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
     {"test_racy_missing_barrier", mslemu_k_test_racy_missing_barrier, mslemu_p_test_racy_missing_barrier, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
+    {"test_sharded_0", mslemu_k_test_sharded_0, mslemu_p_test_sharded_0, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_1", mslemu_k_test_sharded_1, mslemu_p_test_sharded_1, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_10", mslemu_k_test_sharded_10, mslemu_p_test_sharded_10, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_11", mslemu_k_test_sharded_11, mslemu_p_test_sharded_11, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_12", mslemu_k_test_sharded_12, mslemu_p_test_sharded_12, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_13", mslemu_k_test_sharded_13, mslemu_p_test_sharded_13, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_14", mslemu_k_test_sharded_14, mslemu_p_test_sharded_14, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_15", mslemu_k_test_sharded_15, mslemu_p_test_sharded_15, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_16", mslemu_k_test_sharded_16, mslemu_p_test_sharded_16, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_17", mslemu_k_test_sharded_17, mslemu_p_test_sharded_17, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_18", mslemu_k_test_sharded_18, mslemu_p_test_sharded_18, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_19", mslemu_k_test_sharded_19, mslemu_p_test_sharded_19, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_2", mslemu_k_test_sharded_2, mslemu_p_test_sharded_2, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_20", mslemu_k_test_sharded_20, mslemu_p_test_sharded_20, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_21", mslemu_k_test_sharded_21, mslemu_p_test_sharded_21, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_22", mslemu_k_test_sharded_22, mslemu_p_test_sharded_22, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_23", mslemu_k_test_sharded_23, mslemu_p_test_sharded_23, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_24", mslemu_k_test_sharded_24, mslemu_p_test_sharded_24, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_25", mslemu_k_test_sharded_25, mslemu_p_test_sharded_25, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_26", mslemu_k_test_sharded_26, mslemu_p_test_sharded_26, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_27", mslemu_k_test_sharded_27, mslemu_p_test_sharded_27, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_28", mslemu_k_test_sharded_28, mslemu_p_test_sharded_28, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_29", mslemu_k_test_sharded_29, mslemu_p_test_sharded_29, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_3", mslemu_k_test_sharded_3, mslemu_p_test_sharded_3, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_4", mslemu_k_test_sharded_4, mslemu_p_test_sharded_4, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_5", mslemu_k_test_sharded_5, mslemu_p_test_sharded_5, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_6", mslemu_k_test_sharded_6, mslemu_p_test_sharded_6, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_7", mslemu_k_test_sharded_7, mslemu_p_test_sharded_7, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_8", mslemu_k_test_sharded_8, mslemu_p_test_sharded_8, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_9", mslemu_k_test_sharded_9, mslemu_p_test_sharded_9, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
+    {"test_sharded_fixed", mslemu_k_test_sharded_fixed, mslemu_p_test_sharded_fixed, "tools/mslemu/testkernels/sharded.metal", 0x1ull, 0x1ull},
     {"test_simd_functions", mslemu_k_test_simd_functions, mslemu_p_test_simd_functions, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
     {"test_simd_sum_loop", mslemu_k_test_simd_sum_loop, mslemu_p_test_simd_sum_loop, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
     {"test_simdgroup_matmul", mslemu_k_test_simdgroup_matmul, mslemu_p_test_simdgroup_matmul, "tools/mslemu/testkernels/matmul.metal", 0xfull, 0x4ull},
@@ -225,7 +321,7 @@ const mslemu_kernel mslemu_kernels[] = {
     {"test_vectors", mslemu_k_test_vectors, mslemu_p_test_vectors, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
 };
 
-const int mslemu_nkernels = 71;
+const int mslemu_nkernels = 103;
 
 // The .metal files the adapters were generated from, one per line.
 const char mslemu_sources[] =
@@ -233,6 +329,7 @@ const char mslemu_sources[] =
     "tools/mslemu/testkernels/broken.metal\n"
     "tools/mslemu/testkernels/features.metal\n"
     "tools/mslemu/testkernels/matmul.metal\n"
+    "tools/mslemu/testkernels/sharded.metal\n"
     "tools/mslemu/testkernels/simd.metal\n";
 
 }  // extern "C"

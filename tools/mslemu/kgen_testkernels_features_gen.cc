@@ -67,4 +67,15 @@ extern "C" int mslemu_p_test_math_and_simd(mslemu_prep* p) {
   return ::mslemu::prepare(p, 0u, mslemu_fcs, 5);
 }
 
+// tools/mslemu/testkernels/features.metal:85
+extern "C" void mslemu_k_test_lane_layout(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  test_lane_layout(
+      ::mslemu::bind<device float *>(b[0]),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup));
+}
+extern "C" int mslemu_p_test_lane_layout(mslemu_prep* p) {
+  return ::mslemu::prepare(p, 0u, mslemu_fcs, 5);
+}
+
 }  // namespace mslemu_src_testkernels_features

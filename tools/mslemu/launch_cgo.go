@@ -94,6 +94,19 @@ func checkSources(generated string) error {
 	return nil
 }
 
+// LaneLayout returns where lane (0..31) sits in an 8x8 SIMD-group matrix under the
+// emulator: it holds elements (row, col) and (row, col+1), which thread_elements()[0] and
+// [1] name. This is MLX's BaseMMAFrag layout (see docs/EMULATION.md); a probe kernel run on
+// a GPU is compared with it.
+func LaneLayout(lane int) (row, col int, err error) {
+	if lane < 0 || lane >= 32 {
+		return 0, 0, fmt.Errorf("mslemu: lane %d out of 0..31", lane)
+	}
+	var r, c C.int
+	C.mslemu_lane_layout(C.int(lane), &r, &c)
+	return int(r), int(c), nil
+}
+
 // Kernels returns the [[host_name]] of every kernel compiled into the emulator, sorted.
 func Kernels() []string {
 	tableOnce.Do(loadTable)

@@ -12,3 +12,6 @@ func Kernels() []string { return nil }
 
 // Available reports whether kernels can be launched.
 func Available() bool { return false }
+
+// LaneLayout returns ErrUnavailable: the emulator needs cgo on Linux.
+func LaneLayout(lane int) (row, col int, err error) { return 0, 0, ErrUnavailable }

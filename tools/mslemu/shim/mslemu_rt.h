@@ -78,6 +78,9 @@ extern const mslemu_kernel mslemu_kernels[];
 extern const int mslemu_nkernels;
 extern const char mslemu_sources[]; /* the .metal files it was generated from, one per line */
 
+/* The lane layout of an 8x8 SIMD-group matrix: lane holds (row, col) and (row, col + 1). */
+void mslemu_lane_layout(int lane, int *row, int *col);
+
 /* Accessors for Go (cgo cannot size the arrays above). */
 int mslemu_kernel_count(void);
 const mslemu_kernel *mslemu_kernel_at(int i);

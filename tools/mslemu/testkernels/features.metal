@@ -79,3 +79,15 @@ template [[host_name("test_hinted_bq16")]] [[kernel]] void test_hinted<float, 16
   out[lane * 8 + 6] = simd_shuffle_down(x, ushort(1));
   out[lane * 8 + 7] = sum.x + sum.y + sum.z + sum.w + float(ph[3]) * 0.0f;
 }
+
+// The lane layout through the MSL API: a matrix whose element (r, c) is r * 8 + c is loaded
+// with simdgroup_load; lane l writes its thread_elements() to out[2l], out[2l + 1].
+[[kernel]] void test_lane_layout(device float* out [[buffer(0)]], uint lane [[thread_index_in_simdgroup]]) {
+  threadgroup float m[64];
+  for (uint i = lane; i < 64u; i += 32u) m[i] = float(i);
+  threadgroup_barrier(mem_flags::mem_threadgroup);
+  simdgroup_float8x8 f;
+  simdgroup_load(f, m, 8);
+  out[2 * lane] = f.thread_elements()[0];
+  out[2 * lane + 1] = f.thread_elements()[1];
+}

@@ -25,9 +25,9 @@
 #define ATTN_BUF_L 7       // [B, H, N] float, row logsumexp (natural log)
 #define ATTN_BUF_DO 8      // [B, H, N, D] T
 #define ATTN_BUF_DELTA 9   // [B, H, N] float, rowsum(dO * O)
-#define ATTN_BUF_DQ 10     // [B, H, N, D] T
-#define ATTN_BUF_DK 11     // [B, Hkv, M, D] T
-#define ATTN_BUF_DV 12     // [B, Hkv, M, D] T
+#define ATTN_BUF_DQ 10     // [B, H, N, D] T, or float when grad_f32
+#define ATTN_BUF_DK 11     // [B, Hkv, M, D] T, or float when grad_f32
+#define ATTN_BUF_DV 12     // [B, Hkv, M, D] T, or float when grad_f32
 #define ATTN_BUF_PARAMS 13 // AttentionParams
 
 // Rows of Delta per threadgroup of the Delta kernel (one SIMD group of 32 lanes per row).
@@ -92,6 +92,10 @@ typedef struct AttentionParams {
   unsigned int seed_hi;
   unsigned int offset_lo;
   unsigned int offset_hi;
+
+  // Gradients (W2): 1 writes dQ, dK and dV as float (the buffers hold floats, with the
+  // element strides above), 0 as the input type T.
+  unsigned int grad_f32;
 } AttentionParams;
 
 #endif

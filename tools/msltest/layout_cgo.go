@@ -26,6 +26,7 @@ static const msltest_field msltest_fields[] = {
 	MSLTEST_FIELD(has_lens_q), MSLTEST_FIELD(has_lens_k),
 	MSLTEST_FIELD(dropout_on), MSLTEST_FIELD(dropout_threshold), MSLTEST_FIELD(dropout_scale),
 	MSLTEST_FIELD(seed_lo), MSLTEST_FIELD(seed_hi), MSLTEST_FIELD(offset_lo), MSLTEST_FIELD(offset_hi),
+	MSLTEST_FIELD(grad_f32),
 };
 
 static int msltest_nfields(void) { return sizeof(msltest_fields) / sizeof(msltest_fields[0]); }

@@ -169,13 +169,13 @@ func (r runner) backward(pl *mslplan.Plan, p *spec.Problem, s *spec.Saved, dO *t
 		return nil, nil, err
 	}
 	g := &spec.Grads{}
-	if g.DQ, err = tensorFrom(bufs[mslplan.BufDQ], pl.DType, d.B, d.H, d.N, d.D); err != nil {
+	if g.DQ, err = tensorFrom(bufs[mslplan.BufDQ], pl.GradDType, d.B, d.H, d.N, d.D); err != nil {
 		return nil, nil, err
 	}
-	if g.DK, err = tensorFrom(bufs[mslplan.BufDK], pl.DType, d.B, d.Hkv, d.M, d.D); err != nil {
+	if g.DK, err = tensorFrom(bufs[mslplan.BufDK], pl.GradDType, d.B, d.Hkv, d.M, d.D); err != nil {
 		return nil, nil, err
 	}
-	if g.DV, err = tensorFrom(bufs[mslplan.BufDV], pl.DType, d.B, d.Hkv, d.M, d.D); err != nil {
+	if g.DV, err = tensorFrom(bufs[mslplan.BufDV], pl.GradDType, d.B, d.Hkv, d.M, d.D); err != nil {
 		return nil, nil, err
 	}
 	return g, mslemu.BytesFloat32(bufs[mslplan.BufDelta]), nil

@@ -80,6 +80,8 @@ type Params struct {
 	SeedHi           uint32
 	OffsetLo         uint32
 	OffsetHi         uint32
+
+	GradF32 uint32 // 1: dQ, dK, dV written as float32 (Options.GradDType), 0: as the input dtype
 }
 
 // ParamsSize is the size in bytes of AttentionParams.
@@ -115,6 +117,7 @@ func Fields() []Field {
 		{"has_lens_q", 1}, {"has_lens_k", 1},
 		{"dropout_on", 1}, {"dropout_threshold", 1}, {"dropout_scale", 1},
 		{"seed_lo", 1}, {"seed_hi", 1}, {"offset_lo", 1}, {"offset_hi", 1},
+		{"grad_f32", 1},
 	}
 	out := make([]Field, len(names))
 	off := 0

@@ -66,9 +66,15 @@ type Dispatch struct {
 // Forward; the backward pass is Delta, then DKDV and DQ (which do not depend on each
 // other). Every dispatch binds Params at BufParams.
 type Plan struct {
-	DType  tensor.DType
-	Tiles  Tiles
-	Params Params
+	DType tensor.DType
+	// GradDType is the dtype of dQ, dK and dV (spec.Problem.GradDTypeValue): DType or
+	// float32. Params.GradF32 tells the kernels; the DQ and DKDV bindings are sized for it.
+	GradDType tensor.DType
+	// Library is the Metal library that holds every kernel of the plan (all four share
+	// the dtype): see LibraryFor.
+	Library Library
+	Tiles   Tiles
+	Params  Params
 	Forward,
 	Delta,
 	DKDV,
@@ -146,8 +152,13 @@ func New(r Request) (*Plan, error) {
 		}
 	}
 
-	pl := &Plan{DType: dt, Tiles: tiles}
+	gdt := p.GradDTypeValue()
+	pl := &Plan{DType: dt, GradDType: gdt, Library: LibraryFor(dt), Tiles: tiles}
 	pl.Params = params(p, d)
+	if gdt != dt {
+		pl.Params.GradF32 = 1 // spec.Validate allows only dt or float32
+	}
+	gsize := gdt.Size()
 	pr := &pl.Params
 	pr.QStride = strides3(p.Q.Strides())
 	pr.KStride = strides3(p.K.Strides())
@@ -215,11 +226,11 @@ func New(r Request) (*Plan, error) {
 	}
 	pl.DKDV = Dispatch{
 		Kernel: DKDV, Name: KernelName(DKDV, kt, dt), Tile: kt,
-		Groups:            [3]int{ceilDiv(d.M, kt.BK), d.B * d.Hkv, 1},
+		Groups:            [3]int{ceilDiv(d.M, kt.BK), d.B * d.Hkv, DKDVParts(kt)},
 		Threads:           [3]int{kt.BK / 8 * 32, 1, 1},
 		ThreadgroupMemory: ThreadgroupMemory(DKDV, kt, size),
 		Buffers: []Binding{bq, bk, bv, bmask, blq, blk, bLin, bdO, bDeltaIn,
-			out(BufDK, "dK", kShape, size), out(BufDV, "dV", kShape, size), bparams},
+			out(BufDK, "dK", kShape, gsize), out(BufDV, "dV", kShape, gsize), bparams},
 	}
 	pl.DQ = Dispatch{
 		Kernel: DQ, Name: KernelName(DQ, qt, dt), Tile: qt,
@@ -227,7 +238,7 @@ func New(r Request) (*Plan, error) {
 		Threads:           [3]int{qt.BQ / 8 * 32, 1, 1},
 		ThreadgroupMemory: ThreadgroupMemory(DQ, qt, size),
 		Buffers: []Binding{bq, bk, bv, bmask, blq, blk, bLin, bdO, bDeltaIn,
-			out(BufDQ, "dQ", qShape, size), bparams},
+			out(BufDQ, "dQ", qShape, gsize), bparams},
 	}
 	return pl, nil
 }

@@ -228,11 +228,49 @@ func ThreadgroupMemory(k Kernel, t Tile, size int) int {
 	return 0
 }
 
-// Registers estimates the 32-bit values one lane keeps live in kernel k's inner loop
-// with tile t: accumulators, score fragments and cached operands (each 8x8 float
-// fragment is 2 values per lane). It leaves out addresses and loop state. It is the
-// number the tile table keeps in check; the compiler's real count is what a Mac
-// measures.
+// SplitDKDVAbove is the head dim above which the dK/dV kernel is split by output (kSplit
+// in attention.metal): its dK and dV accumulators, D/4 values each per lane, do not fit
+// the register budget together, so the grid gets a third dimension of 2 and part 0
+// computes dV, part 1 dK, each with one accumulator. This is the kernels' head-dim
+// blocking: the 2·D-wide [dK | dV] accumulator in two D-wide blocks, at the price of
+// computing S^T = K Q^T in both parts (5 GEMMs' worth of work instead of 4).
+const SplitDKDVAbove = 128
+
+// DKDVParts returns the threadgroups along grid z of the dK/dV kernel with tile t: 2 when
+// it is split by output, else 1.
+func DKDVParts(t Tile) int {
+	if t.D > SplitDKDVAbove {
+		return 2
+	}
+	return 1
+}
+
+// RegisterLimit is the number of 32-bit registers one thread (lane) of an Apple GPU can
+// address (G13: r0–r127). A kernel whose live values exceed it spills.
+const RegisterLimit = 128
+
+// Fixed parts of the register model (32-bit values per lane), beyond the fragments.
+const (
+	// regScalars: indices, lengths, key ranges, loop state, the running max and sum, and
+	// the 64-bit base addresses (2 registers each) a kernel keeps across its main loop.
+	regScalarsForward = 30 // 3 addresses
+	regScalarsDQ      = 32 // 4 addresses, L and Delta of the row
+	regScalarsDKDV    = 34 // 4 addresses, the head loop, the dropout lane slot
+	// regTemps: the transient operands of the inner loops (two 8x8 fragments of 2
+	// values each, or the dropout words: two uint4 in the forward and dQ; the call,
+	// received and selected words, three uint4, in dK/dV).
+	regTempsForward = 8
+	regTempsDQ      = 8
+	regTempsDKDV    = 12
+)
+
+// Registers estimates the 32-bit values one lane keeps live in kernel k's main loop with
+// tile t: the accumulators (D/4 values per 8×D fragment row), the score fragments (BK/4 or
+// BQ/4 each), the operands cached in registers, the inner loops' temporaries and the
+// scalars and addresses (regScalars*, regTemps*). It is a model, not the compiler's
+// count — that is what a Mac measures (the pipeline's maxTotalThreadsPerThreadgroup falls
+// below the threadgroup size when a kernel spills) — and every instantiation is kept at
+// or below RegisterLimit by a test. The Delta kernel keeps a handful of values.
 func Registers(k Kernel, t Tile) int {
 	d := t.D
 	switch k {
@@ -241,19 +279,51 @@ func Registers(k Kernel, t Tile) int {
 		if d <= 128 {
 			r += d / 4 // Q cached
 		}
-		return r
+		return r + regTempsForward + regScalarsForward
 	case DQ:
 		r := d/4 + 2*(t.BK/4) // dQ, S, dP
 		if d <= 64 {
 			r += 2 * (d / 4) // Q and dO cached
 		}
-		return r
+		return r + regTempsDQ + regScalarsDQ
 	case DKDV:
 		r := 2*(d/4) + 2*(t.BQ/4) // dK, dV, S^T, dP^T
+		if DKDVParts(t) == 2 {
+			r = d/4 + 2*(t.BQ/4) // one accumulator per part
+		}
 		if d <= 64 {
 			r += 2 * (d / 4) // K and V cached
 		}
-		return r
+		return r + regTempsDKDV + regScalarsDKDV
+	case Delta:
+		return 8
 	}
 	return 0
 }
+
+// Library is one Metal library compiled from attention.metal (B1). bfloat needs Metal
+// Shading Language 3.1 (macOS 14), so the bfloat16 kernels live in their own library: the
+// float32 and float16 ones compile with MSL 3.0 and so run wherever Metal 3 does.
+type Library struct {
+	// Name identifies the library: "attention" or "attention_bf16".
+	Name string
+	// LanguageMajor.LanguageMinor is the MSL version to compile with
+	// (MTLCompileOptions.languageVersion).
+	LanguageMajor, LanguageMinor int
+	// Macros are the preprocessor macros to define (MTLCompileOptions.preprocessorMacros):
+	// ATTN_LIBRARY_BFLOAT=1 restricts the source to the bfloat16 instantiations.
+	Macros map[string]string
+}
+
+// LibraryFor returns the library that holds the kernels of dtype dt. A metallib compiled
+// ahead of time with MSL 3.1 and no macro (the Bazel apple_metal_library) holds both.
+func LibraryFor(dt tensor.DType) Library {
+	if dt == tensor.BFloat16 {
+		return Library{Name: "attention_bf16", LanguageMajor: 3, LanguageMinor: 1,
+			Macros: map[string]string{"ATTN_LIBRARY_BFLOAT": "1"}}
+	}
+	return Library{Name: "attention", LanguageMajor: 3, LanguageMinor: 0}
+}
+
+// Library returns the library that holds the instance.
+func (i Instance) Library() Library { return LibraryFor(i.DType) }

@@ -49,7 +49,44 @@ using namespace metal;
 #define ATTN_UNROLL _Pragma("clang loop unroll(full)")
 #define ATTN_NO_UNROLL _Pragma("clang loop unroll(disable)")
 
+// Function constants (S6): set per plan by the host (mslplan.Plan.Constants, through
+// MTLFunctionConstantValues when the pipeline is created; the emulator sets them per
+// launch). Each says whether a feature may be present; false removes its code from the
+// specialised kernel, so a plain causal kernel carries no mask, window, softcap, dropout
+// or length code. Each feature is still tested against AttentionParams where it is used,
+// so a constant that is true (or not set: see the attn::fc_* helpers) only keeps the code
+// general, never wrong. The indices are ATTN_FC_* in attention_params.h.
+constant bool attn_fc_causal [[function_constant(0)]];        // ATTN_FC_CAUSAL
+constant bool attn_fc_window [[function_constant(1)]];        // ATTN_FC_WINDOW
+constant bool attn_fc_mask_bool [[function_constant(2)]];     // ATTN_FC_MASK_BOOL
+constant bool attn_fc_mask_additive [[function_constant(3)]]; // ATTN_FC_MASK_ADDITIVE
+constant bool attn_fc_softcap [[function_constant(4)]];       // ATTN_FC_SOFTCAP
+constant bool attn_fc_dropout [[function_constant(5)]];       // ATTN_FC_DROPOUT
+constant bool attn_fc_lens_q [[function_constant(6)]];        // ATTN_FC_LENS_Q
+constant bool attn_fc_lens_k [[function_constant(7)]];        // ATTN_FC_LENS_K
+constant bool attn_fc_aligned [[function_constant(8)]];       // ATTN_FC_ALIGNED
+
 namespace attn {
+
+// The features a specialised kernel may meet. A constant the host did not set leaves the
+// kernel general: every feature possible, no alignment assumed.
+ATTN_FUNC bool fc_causal() { return is_function_constant_defined(attn_fc_causal) ? attn_fc_causal : true; }
+ATTN_FUNC bool fc_window() { return is_function_constant_defined(attn_fc_window) ? attn_fc_window : true; }
+ATTN_FUNC bool fc_mask_bool() {
+  return is_function_constant_defined(attn_fc_mask_bool) ? attn_fc_mask_bool : true;
+}
+ATTN_FUNC bool fc_mask_additive() {
+  return is_function_constant_defined(attn_fc_mask_additive) ? attn_fc_mask_additive : true;
+}
+ATTN_FUNC bool fc_softcap() { return is_function_constant_defined(attn_fc_softcap) ? attn_fc_softcap : true; }
+ATTN_FUNC bool fc_dropout() { return is_function_constant_defined(attn_fc_dropout) ? attn_fc_dropout : true; }
+ATTN_FUNC bool fc_lens_q() { return is_function_constant_defined(attn_fc_lens_q) ? attn_fc_lens_q : true; }
+ATTN_FUNC bool fc_lens_k() { return is_function_constant_defined(attn_fc_lens_k) ? attn_fc_lens_k : true; }
+// Aligned: N and M are multiples of every tile's rows and keys, the head dim is the
+// instantiated one and there are no per-batch lengths, so no block has an edge.
+ATTN_FUNC bool fc_aligned() {
+  return is_function_constant_defined(attn_fc_aligned) ? attn_fc_aligned : false;
+}
 
 constant constexpr float kLog2e = 1.4426950408889634f;
 constant constexpr float kLn2 = 0.6931471805599453f;
@@ -197,24 +234,36 @@ ATTN_FUNC void dropout_words_pair(constant AttentionParams& p, uint row_id, int 
   w1 = odd ? mine : theirs;
 }
 
+// The options of a dispatch: the function constant and the parameter block together.
+ATTN_FUNC bool has_causal(constant AttentionParams& p) {
+  return fc_causal() && p.causal != ATTN_CAUSAL_NONE;
+}
+ATTN_FUNC bool has_softcap(constant AttentionParams& p) { return fc_softcap() && p.softcap > 0.0f; }
+ATTN_FUNC bool has_dropout(constant AttentionParams& p) { return fc_dropout() && p.dropout_on != 0; }
+ATTN_FUNC bool has_mask(constant AttentionParams& p) {
+  return (fc_mask_bool() && p.mask_kind == ATTN_MASK_BOOL) ||
+         (fc_mask_additive() && p.mask_kind == ATTN_MASK_ADDITIVE);
+}
+
 // Valid query rows and key rows of batch b.
 ATTN_FUNC int rows_q(constant AttentionParams& p, device const int* lens_q, uint b) {
-  return p.has_lens_q != 0 ? lens_q[b] : int(p.n);
+  return fc_lens_q() && p.has_lens_q != 0 ? lens_q[b] : int(p.n);
 }
 
 ATTN_FUNC int rows_k(constant AttentionParams& p, device const int* lens_k, uint b) {
-  return p.has_lens_k != 0 ? lens_k[b] : int(p.m);
+  return fc_lens_k() && p.has_lens_k != 0 ? lens_k[b] : int(p.m);
 }
 
 // The half-open range of keys that lengths, causal masking and the window leave visible
 // to row i (spec.Problem.KeyRange); n and m are the batch's valid lengths.
 ATTN_FUNC int2 key_range(constant AttentionParams& p, int n, int m, int i) {
   if (i >= n) return int2(0, 0);
+  if (!fc_causal() && !fc_window()) return int2(0, m);
   const int d = i + (p.causal == ATTN_CAUSAL_BOTTOM_RIGHT ? m - n : 0);
   int lo = 0, hi = m;
-  if (p.causal != ATTN_CAUSAL_NONE) hi = min(hi, d + 1);
-  if (p.window_left >= 0) lo = max(lo, d - p.window_left);
-  if (p.window_right >= 0) hi = min(hi, d + p.window_right + 1);
+  if (has_causal(p)) hi = min(hi, d + 1);
+  if (fc_window() && p.window_left >= 0) lo = max(lo, d - p.window_left);
+  if (fc_window() && p.window_right >= 0) hi = min(hi, d + p.window_right + 1);
   return int2(lo, max(hi, lo));
 }
 
@@ -233,10 +282,10 @@ ATTN_FUNC int2 block_query_range(constant AttentionParams& p, int n, int m, int 
   const int off = p.causal == ATTN_CAUSAL_BOTTOM_RIGHT ? m - n : 0;
   int lo = 0, hi = n;
   // hi(i) > k0 needs i + off + 1 > k0 (causal) and i + off + right + 1 > k0 (window).
-  if (p.causal != ATTN_CAUSAL_NONE) lo = max(lo, k0 - off);
-  if (p.window_right >= 0) lo = max(lo, k0 - off - p.window_right);
+  if (has_causal(p)) lo = max(lo, k0 - off);
+  if (fc_window() && p.window_right >= 0) lo = max(lo, k0 - off - p.window_right);
   // lo(i) < k1 needs i + off - left < k1 (window).
-  if (p.window_left >= 0) hi = min(hi, k1 - off + p.window_left);
+  if (fc_window() && p.window_left >= 0) hi = min(hi, k1 - off + p.window_left);
   return int2(lo, max(hi, lo));
 }
 
@@ -246,7 +295,8 @@ ATTN_FUNC int2 block_query_range(constant AttentionParams& p, int n, int m, int 
 // first). Interior blocks skip the per-element visibility tests (S6).
 ATTN_FUNC bool block_interior(constant AttentionParams& p, int n, int m, int q0, int q1, int k0,
                               int k1) {
-  if (p.mask_kind != ATTN_MASK_NONE || q1 > n || k1 > m) return false;
+  if (has_mask(p)) return false;
+  if (!fc_aligned() && (q1 > n || k1 > m)) return false;
   return key_range(p, n, m, q1 - 1).x <= k0 && key_range(p, n, m, q0).y >= k1;
 }
 
@@ -255,7 +305,7 @@ ATTN_FUNC bool block_interior(constant AttentionParams& p, int n, int m, int q0,
 ATTN_FUNC float logit_visible(constant AttentionParams& p, float dot, thread float& t) {
   float x = dot * p.scale;
   t = 0.0f;
-  if (p.softcap > 0.0f) {
+  if (has_softcap(p)) {
     t = precise::tanh(x * (1.0f / p.softcap));
     x = p.softcap * t;
   }
@@ -268,14 +318,14 @@ ATTN_FUNC float logit(constant AttentionParams& p, device const uchar* mask, uin
                       float dot, int i, int j, int2 kr, thread float& t) {
   float x = dot * p.scale;
   t = 0.0f;
-  if (p.softcap > 0.0f) {
+  if (has_softcap(p)) {
     t = precise::tanh(x * (1.0f / p.softcap));
     x = p.softcap * t;
   }
   bool vis = j >= kr.x && j < kr.y;
-  if (vis && p.mask_kind != ATTN_MASK_NONE) {
+  if (vis && has_mask(p)) {
     const uint at = mask_base + uint(i) * p.mask_stride[2] + uint(j);
-    if (p.mask_kind == ATTN_MASK_BOOL) {
+    if (fc_mask_bool() && p.mask_kind == ATTN_MASK_BOOL) {
       vis = mask[at] != 0;
     } else {
       const float bias = ((device const float*)mask)[at];
@@ -358,7 +408,7 @@ template <typename T, int BQ, int BK, int D>
   ATTN_NO_UNROLL
   for (int k0 = blk.x / BK * BK; k0 < blk.y; k0 += BK) {
     // Full blocks (every key valid, no padded head columns) skip the bounds checks.
-    const bool full = k0 + BK <= m && dh == D;
+    const bool full = attn::fc_aligned() || (k0 + BK <= m && dh == D);
     if (full) {
       for (int idx = int(tid); idx < BK * D; idx += kThreads) {
         const int r = idx / D, c = idx % D;
@@ -434,7 +484,7 @@ template <typename T, int BQ, int BK, int D>
       sum += pr.x + pr.y;
       attn::set_elems(sf[jj], pr);
     }
-    if (p.dropout_on != 0) {  // L stays the logsumexp of the undropped logits
+    if (attn::has_dropout(p)) {  // L stays the logsumexp of the undropped logits
       ATTN_UNROLL
       for (int jj = 0; jj < kKF; jj += 2) {
         const int j = k0 + jj * 8 + ln.col;
@@ -571,7 +621,7 @@ template <typename T, int BQ, int BK, int D>
 
   ATTN_NO_UNROLL
   for (int k0 = blk.x / BK * BK; k0 < blk.y; k0 += BK) {
-    if (k0 + BK <= m && dh == D) {  // full block: no bounds checks
+    if (attn::fc_aligned() || (k0 + BK <= m && dh == D)) {  // full block: no bounds checks
       for (int idx = int(tid); idx < BK * D; idx += kThreads) {
         const int r = idx / D, c = idx % D;
         k_tile[r * kLD + c] = kp[uint(k0 + r) * p.k_stride[2] + uint(c)];
@@ -611,7 +661,7 @@ template <typename T, int BQ, int BK, int D>
     }
 
     // Dropout on dP: dP Z/(1-p), one Philox call per four columns (see dropout_words_pair).
-    if (p.dropout_on != 0) {
+    if (attn::has_dropout(p)) {
       ATTN_UNROLL
       for (int jj = 0; jj < kKF; jj += 2) {
         const int j = k0 + jj * 8 + ln.col;
@@ -652,7 +702,7 @@ template <typename T, int BQ, int BK, int D>
       const float p0 = s0 > attn::kHidden ? fast::exp2(s0 - l2) : 0.0f;
       const float p1 = s1 > attn::kHidden ? fast::exp2(s1 - l2) : 0.0f;
       float ds0 = p0 * (dp.x - dlt), ds1 = p1 * (dp.y - dlt);
-      if (p.softcap > 0.0f) {
+      if (attn::has_softcap(p)) {
         ds0 *= 1.0f - t0 * t0;
         ds1 *= 1.0f - t1 * t1;
       }
@@ -766,7 +816,7 @@ template <typename T, int BQ, int BK, int D>
 
     ATTN_NO_UNROLL
     for (int q0 = blk.x / BQ * BQ; q0 < blk.y; q0 += BQ) {
-      if (q0 + BQ <= n && dh == D) {  // full block: no bounds checks
+      if (attn::fc_aligned() || (q0 + BQ <= n && dh == D)) {  // full block: no bounds checks
         for (int idx = int(tid); idx < BQ * D; idx += kThreads) {
           const int r = idx / D, c = idx % D;
           q_tile[r * kLD + c] = qp[uint(q0 + r) * p.q_stride[2] + uint(c)];
@@ -824,7 +874,7 @@ template <typename T, int BQ, int BK, int D>
         // e) shared by the four lanes of this key group; lane sq computes call sq, and four
         // rotations hand each lane word sq (its key & 3) of every call: kw[c].
         uint4 kw = uint4(0u);
-        if (p.dropout_on != 0) {
+        if (attn::has_dropout(p)) {
           const int f = ii + 1 < kQF ? int(sq >> 1) : 0, e = int(sq & 1u);
           const int i = q0 + (ii + f) * 8 + ln.col + e;
           const uint4 w = attn::dropout_words(p, lbase + uint(i), key);
@@ -854,13 +904,13 @@ template <typename T, int BQ, int BK, int D>
             const float pr = x > attn::kHidden ? fast::exp2(x - l_tile[r]) : 0.0f;
             float g = e == 0 ? dp.x : dp.y;
             pd[e] = pr;
-            if (p.dropout_on != 0) {
+            if (attn::has_dropout(p)) {
               const bool keep = attn::pick4(kw, uint(2 * f + e)) >= p.dropout_threshold;
               pd[e] = keep ? pr * p.dropout_scale : 0.0f;
               g = keep ? g * p.dropout_scale : 0.0f;
             }
             ds[e] = pr * (g - d_tile[r]);
-            if (p.softcap > 0.0f) ds[e] *= 1.0f - t * t;
+            if (attn::has_softcap(p)) ds[e] *= 1.0f - t * t;
           }
           attn::set_elems(sf[ii + f], float2(pd[0], pd[1]));
           attn::set_elems(pf[ii + f], float2(ds[0], ds[1]));

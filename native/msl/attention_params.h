@@ -33,6 +33,20 @@
 // Rows of Delta per threadgroup of the Delta kernel (one SIMD group of 32 lanes per row).
 #define ATTN_DELTA_ROWS 8
 
+// Function constant indices ([[function_constant(i)]] in attention.metal; every one a
+// bool, set per plan from go/attention/mslplan's Plan.Constants). Each says whether a
+// feature may occur; false removes its code from the specialised kernel.
+#define ATTN_FC_CAUSAL 0         // causal != ATTN_CAUSAL_NONE
+#define ATTN_FC_WINDOW 1         // window_left or window_right bounded
+#define ATTN_FC_MASK_BOOL 2      // mask_kind == ATTN_MASK_BOOL
+#define ATTN_FC_MASK_ADDITIVE 3  // mask_kind == ATTN_MASK_ADDITIVE
+#define ATTN_FC_SOFTCAP 4        // softcap > 0
+#define ATTN_FC_DROPOUT 5        // dropout_on
+#define ATTN_FC_LENS_Q 6         // has_lens_q
+#define ATTN_FC_LENS_K 7         // has_lens_k
+#define ATTN_FC_ALIGNED 8        // no edge blocks: N, M multiples of every tile, d == D, no lengths
+#define ATTN_FC_COUNT 9
+
 // causal
 #define ATTN_CAUSAL_NONE 0
 #define ATTN_CAUSAL_TOP_LEFT 1

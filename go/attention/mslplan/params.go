@@ -128,6 +128,65 @@ func Fields() []Field {
 	return out
 }
 
+// Function constant indices (ATTN_FC_* in native/msl/attention_params.h): the
+// [[function_constant(i)]] of each bool the kernels are specialised on.
+const (
+	FCCausal       = 0
+	FCWindow       = 1
+	FCMaskBool     = 2
+	FCMaskAdditive = 3
+	FCSoftcap      = 4
+	FCDropout      = 5
+	FCLensQ        = 6
+	FCLensK        = 7
+	FCAligned      = 8
+	// NumConstants is one more than the largest index.
+	NumConstants = 9
+)
+
+// Constant is one function constant of a plan: set it at Index (the name is the MSL
+// declaration's, attn_fc_*) when creating a pipeline (MTLFunctionConstantValues
+// setConstantValue:type:MTLDataTypeBool atIndex:), or per launch in the emulator.
+type Constant struct {
+	Index int
+	Name  string
+	Value bool
+}
+
+var constantNames = [NumConstants]string{
+	FCCausal: "attn_fc_causal", FCWindow: "attn_fc_window", FCMaskBool: "attn_fc_mask_bool",
+	FCMaskAdditive: "attn_fc_mask_additive", FCSoftcap: "attn_fc_softcap", FCDropout: "attn_fc_dropout",
+	FCLensQ: "attn_fc_lens_q", FCLensK: "attn_fc_lens_k", FCAligned: "attn_fc_aligned",
+}
+
+// constants returns the function constants of a plan with parameters pr and tiles t, in
+// index order: each feature true exactly when the problem uses it, and FCAligned when no
+// kernel of the plan meets an edge block (N and M multiples of every tile's rows and
+// keys, the real head dim equal to the instantiated one, no per-batch lengths).
+func constants(pr Params, t Tiles) []Constant {
+	n, m := int(pr.N), int(pr.M)
+	aligned := pr.HasLensQ == 0 && pr.HasLensK == 0 && int(pr.D) == t.Forward.D
+	for _, tl := range []Tile{t.Forward, t.DQ, t.DKDV} {
+		aligned = aligned && n%tl.BQ == 0 && m%tl.BK == 0 && tl.D == int(pr.D)
+	}
+	v := [NumConstants]bool{
+		FCCausal:       pr.Causal != CausalNone,
+		FCWindow:       pr.WindowLeft >= 0 || pr.WindowRight >= 0,
+		FCMaskBool:     pr.MaskKind == MaskBool,
+		FCMaskAdditive: pr.MaskKind == MaskAdditive,
+		FCSoftcap:      pr.Softcap > 0,
+		FCDropout:      pr.DropoutOn != 0,
+		FCLensQ:        pr.HasLensQ != 0,
+		FCLensK:        pr.HasLensK != 0,
+		FCAligned:      aligned,
+	}
+	out := make([]Constant, NumConstants)
+	for i := range out {
+		out[i] = Constant{Index: i, Name: constantNames[i], Value: v[i]}
+	}
+	return out
+}
+
 // LogitLimit is the bound the kernels clamp a biased logit to (kLogitLimit in
 // attention.metal), in the natural-log domain, before scaling it by log2(e): 2^126. A
 // finite additive bias such as −math.MaxFloat32 (torch.finfo(float32).min) then stays

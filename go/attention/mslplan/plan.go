@@ -59,6 +59,9 @@ type Dispatch struct {
 	// ThreadgroupMemory is the static threadgroup memory the kernel declares, in bytes.
 	ThreadgroupMemory int
 	Buffers           []Binding // ascending Index
+	// Constants are the function constants to specialise the kernel with: the plan's
+	// (Plan.Constants), the same for every dispatch of a plan.
+	Constants []Constant
 }
 
 // Plan is everything the Metal executor (and the emulation tests) need to run one
@@ -75,6 +78,10 @@ type Plan struct {
 	Library Library
 	Tiles   Tiles
 	Params  Params
+	// Constants are the function constants of every dispatch of the plan (a kernel
+	// reads only some), in index order.
+	// Pipelines are specialised on them: cache a pipeline per (Name, Constants).
+	Constants []Constant
 	Forward,
 	Delta,
 	DKDV,
@@ -163,6 +170,7 @@ func New(r Request) (*Plan, error) {
 	pr.QStride = strides3(p.Q.Strides())
 	pr.KStride = strides3(p.K.Strides())
 	pr.VStride = strides3(p.V.Strides())
+	pl.Constants = constants(*pr, tiles)
 	qc := strides3(tensor.ContiguousStrides(qShape))
 	kc := strides3(tensor.ContiguousStrides(kShape))
 	pr.OStride, pr.DOStride, pr.DQStride = qc, qc, qc
@@ -239,6 +247,9 @@ func New(r Request) (*Plan, error) {
 		ThreadgroupMemory: ThreadgroupMemory(DQ, qt, size),
 		Buffers: []Binding{bq, bk, bv, bmask, blq, blk, bLin, bdO, bDeltaIn,
 			out(BufDQ, "dQ", qShape, gsize), bparams},
+	}
+	for _, d := range []*Dispatch{&pl.Forward, &pl.Delta, &pl.DKDV, &pl.DQ} {
+		d.Constants = pl.Constants
 	}
 	return pl, nil
 }

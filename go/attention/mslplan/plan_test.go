@@ -296,3 +296,93 @@ func TestErrorsAreTyped(t *testing.T) {
 	require.True(t, errors.As(err, &ue))
 	assert.Equal(t, ExecutorName, ue.Executor)
 }
+
+func constantValues(cs []Constant) map[string]bool {
+	m := map[string]bool{}
+	for i, c := range cs {
+		if c.Index != i {
+			panic("constants out of index order")
+		}
+		m[c.Name] = c.Value
+	}
+	return m
+}
+
+// TestPlanConstants: each function constant is true exactly when the problem uses the
+// feature; aligned only when no kernel of the plan meets an edge block.
+func TestPlanConstants(t *testing.T) {
+	// Plain: N, M multiples of 64 at D = 64 → aligned, nothing else.
+	p := problem(t, tensor.Float16, 1, 2, 2, 128, 192, 64)
+	pl, err := New(Request{Problem: p, Family: Apple7})
+	require.NoError(t, err)
+	require.Len(t, pl.Constants, NumConstants)
+	want := map[string]bool{
+		"attn_fc_causal": false, "attn_fc_window": false, "attn_fc_mask_bool": false,
+		"attn_fc_mask_additive": false, "attn_fc_softcap": false, "attn_fc_dropout": false,
+		"attn_fc_lens_q": false, "attn_fc_lens_k": false, "attn_fc_aligned": true,
+	}
+	assert.Equal(t, want, constantValues(pl.Constants))
+
+	// Every feature on, and edges: N = 33, D = 59 (runs on 64).
+	p = problem(t, tensor.Float32, 2, 2, 1, 33, 47, 59)
+	bias := make([]float32, 33*47)
+	p.Options = spec.Options{
+		Causal:  spec.CausalBottomRight,
+		Window:  &spec.Window{Left: 5, Right: -1},
+		Mask:    &spec.Mask{Kind: spec.MaskAdditive, Shape: [4]int{1, 1, 33, 47}, Bias: bias},
+		Softcap: 30,
+		Dropout: spec.Dropout{P: 0.1, Seed: 3},
+	}
+	p.SeqLensQ = []int{33, 20}
+	p.SeqLensK = []int{47, 10}
+	pl, err = New(Request{Problem: p, Family: Apple9})
+	require.NoError(t, err)
+	want = map[string]bool{
+		"attn_fc_causal": true, "attn_fc_window": true, "attn_fc_mask_bool": false,
+		"attn_fc_mask_additive": true, "attn_fc_softcap": true, "attn_fc_dropout": true,
+		"attn_fc_lens_q": true, "attn_fc_lens_k": true, "attn_fc_aligned": false,
+	}
+	assert.Equal(t, want, constantValues(pl.Constants))
+
+	// Each edge alone breaks alignment.
+	for _, tt := range []struct {
+		name    string
+		n, m, d int
+	}{{"N", 80, 128, 64}, {"M", 128, 96, 64}, {"D", 128, 128, 60}} {
+		pl, err := New(Request{Problem: problem(t, tensor.Float16, 1, 1, 1, tt.n, tt.m, tt.d), Family: Apple7})
+		require.NoError(t, err)
+		assert.False(t, constantValues(pl.Constants)["attn_fc_aligned"], tt.name)
+	}
+}
+
+// TestPlanGradDType: float32 gradients for float16 inputs size the gradient bindings for
+// float32 and set the parameter; the default keeps the input dtype.
+func TestPlanGradDType(t *testing.T) {
+	p := problem(t, tensor.Float16, 1, 2, 1, 40, 50, 64)
+	pl, err := New(Request{Problem: p, Family: Apple7})
+	require.NoError(t, err)
+	assert.Equal(t, tensor.Float16, pl.GradDType)
+	assert.Equal(t, uint32(0), pl.Params.GradF32)
+	assert.Equal(t, 2*40*64*2, byIndex(pl.DQ)[BufDQ].Bytes)
+
+	p.Options.GradDType = tensor.Float32
+	pl, err = New(Request{Problem: p, Family: Apple7})
+	require.NoError(t, err)
+	assert.Equal(t, tensor.Float32, pl.GradDType)
+	assert.Equal(t, uint32(1), pl.Params.GradF32)
+	assert.Equal(t, 2*40*64*4, byIndex(pl.DQ)[BufDQ].Bytes)
+	assert.Equal(t, 50*64*4, byIndex(pl.DKDV)[BufDK].Bytes)
+	assert.Equal(t, 50*64*4, byIndex(pl.DKDV)[BufDV].Bytes)
+	assert.Equal(t, 2*40*64*2, byIndex(pl.Forward)[BufO].Bytes, "O keeps the input dtype")
+	assert.Equal(t, LibraryFor(tensor.Float16), pl.Library)
+}
+
+// TestPlanSplitsDKDV: above D = 128 the dK/dV grid has two parts along z.
+func TestPlanSplitsDKDV(t *testing.T) {
+	for _, tt := range []struct{ d, parts int }{{64, 1}, {128, 1}, {129, 2}, {192, 2}, {256, 2}} {
+		pl, err := New(Request{Problem: problem(t, tensor.Float16, 1, 1, 1, 20, 20, tt.d), Family: Apple7})
+		require.NoError(t, err)
+		assert.Equal(t, tt.parts, pl.DKDV.Groups[2], "D = %d", tt.d)
+		assert.Equal(t, 1, pl.DQ.Groups[2])
+	}
+}

@@ -2,6 +2,7 @@
 // parameter, and convert a position to the parameter's declared type.
 #ifndef MSLEMU_ADAPT_H
 #define MSLEMU_ADAPT_H
+#pragma GCC system_header
 
 #include "mslemu_vec.h"
 #include "mslemu_rt.h"
@@ -12,11 +13,12 @@ namespace mslemu {
 
 // A [[buffer(i)]] parameter of type T from the slot's address: a pointer as is, a
 // reference to the slot's contents, or a copy of them for a value.
+// (C casts: under the address-space check they move the slot into the parameter's space.)
 template <class T> inline T bind(void* p) {
   if constexpr (std::is_pointer<T>::value) {
-    return static_cast<T>(p);
+    return (T)p;
   } else if constexpr (std::is_reference<T>::value) {
-    return *static_cast<std::remove_reference_t<T>*>(p);
+    return *(std::remove_reference_t<T>*)p;
   } else {
     return *static_cast<const T*>(p);
   }
@@ -60,9 +62,7 @@ template <class T> constexpr char fc_kind() {
          : std::is_integral<T>::value                ? 'u'
                                                      : '?';
 }
-template <class T> inline void* fc_addr(T* p) {
-  return const_cast<void*>(static_cast<const volatile void*>(p));
-}
+template <class T> inline void* fc_addr(T* p) { return (void*)p; }
 
 // Sets the unit's function constants from p->consts and gives the launch hint.
 inline int prepare(mslemu_prep* p, unsigned max_threads, const fconst* fcs, int n) {

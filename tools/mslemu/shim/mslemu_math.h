@@ -4,6 +4,7 @@
 // name the same functions: the CPU has one accuracy.
 #ifndef MSLEMU_MATH_H
 #define MSLEMU_MATH_H
+#pragma GCC system_header
 
 #include <cfloat>
 #include <climits>
@@ -73,7 +74,7 @@ MSLEMU_UNARY_F(trunc, std::trunc(x))
 MSLEMU_UNARY_F(round, std::round(x))
 MSLEMU_UNARY_F(rint, std::nearbyint(x))
 MSLEMU_UNARY_F(fabs, std::fabs(x))
-MSLEMU_UNARY_F(fract, std::fmin(x - std::floor(x), 0x1.fffffep-1f))
+MSLEMU_UNARY_F(fract, std::fmin(x - std::floor(x), 0.99999994f))
 MSLEMU_UNARY_F(saturate, std::fmin(std::fmax(x, 0.0f), 1.0f))
 MSLEMU_UNARY_F(sign, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : (x == x ? x * 0.0f : 0.0f)))
 #undef MSLEMU_UNARY_F
@@ -320,7 +321,7 @@ MSLEMU_ALIASES
 }  // namespace metal
 
 #ifndef MAXFLOAT
-#define MAXFLOAT 0x1.fffffep+127f
+#define MAXFLOAT 3.40282347e+38f
 #endif
 #define MAXHALF ((metal::half)65504.0f)
 #define HALF_MAX 65504.0f

@@ -3,6 +3,7 @@
  * Plain C: no MSL keyword is used or defined here. */
 #ifndef MSLEMU_RT_H
 #define MSLEMU_RT_H
+#pragma GCC system_header
 
 #include <stddef.h>
 #include <stdint.h>

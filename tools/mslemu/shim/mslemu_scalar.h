@@ -4,6 +4,7 @@
 // and math headers use.
 #ifndef MSLEMU_SCALAR_H
 #define MSLEMU_SCALAR_H
+#pragma GCC system_header
 
 #include <cstdint>
 #include <cstring>

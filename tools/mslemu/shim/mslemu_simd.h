@@ -10,6 +10,7 @@
 // SIMD exchange, after which each lane computes its own two results.
 #ifndef MSLEMU_SIMD_H
 #define MSLEMU_SIMD_H
+#pragma GCC system_header
 
 #include "mslemu_math.h"
 #include "mslemu_rt.h"
@@ -296,8 +297,10 @@ inline simdgroup_matrix<T, Cols, Rows> make_filled_simdgroup_matrix(const T v) {
 // Loads element (r, c) from src[(origin.y + r) * elements_per_row + origin.x + c], or with
 // transpose_matrix from src[(origin.y + c) * elements_per_row + origin.x + r]. Each lane
 // reads only its own two elements.
-template <class T, class U>
-inline void simdgroup_load(simdgroup_matrix<T, 8, 8>& d, const U* src, ulong elements_per_row = 8,
+// As in MSL, the source's element type is the matrix's: loading a half buffer into a
+// simdgroup_float8x8 does not compile (T cannot be deduced).
+template <class T>
+inline void simdgroup_load(simdgroup_matrix<T, 8, 8>& d, const T* src, ulong elements_per_row = 8,
                            ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
   int r, c;
   mslemu::mat_coord(int(mslemu_self()->thread_index_in_simdgroup), r, c);
@@ -306,13 +309,13 @@ inline void simdgroup_load(simdgroup_matrix<T, 8, 8>& d, const U* src, ulong ele
     ulong i = transpose_matrix
                   ? (matrix_origin.y + cc) * elements_per_row + matrix_origin.x + rr
                   : (matrix_origin.y + rr) * elements_per_row + matrix_origin.x + cc;
-    d.e.s[j] = T(src[i]);
+    d.e.s[j] = src[i];
   }
 }
 
 // Stores this lane's two elements (the inverse of simdgroup_load).
-template <class T, class U>
-inline void simdgroup_store(const simdgroup_matrix<T, 8, 8>& m, U* dst, ulong elements_per_row = 8,
+template <class T>
+inline void simdgroup_store(const simdgroup_matrix<T, 8, 8>& m, T* dst, ulong elements_per_row = 8,
                             ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {
   int r, c;
   mslemu::mat_coord(int(mslemu_self()->thread_index_in_simdgroup), r, c);
@@ -321,9 +324,28 @@ inline void simdgroup_store(const simdgroup_matrix<T, 8, 8>& m, U* dst, ulong el
     ulong i = transpose_matrix
                   ? (matrix_origin.y + cc) * elements_per_row + matrix_origin.x + rr
                   : (matrix_origin.y + rr) * elements_per_row + matrix_origin.x + cc;
-    dst[i] = U(m.e.s[j]);
+    dst[i] = m.e.s[j];
   }
 }
+
+#if defined(MSLEMU_ADDRESS_SPACES)
+// Under the address-space check: the overloads MSL declares for device and threadgroup
+// memory (the check only compiles, it never runs).
+#define MSLEMU_AS_LOAD_STORE(AS)                                                                   \
+  template <class T>                                                                               \
+  inline void simdgroup_load(simdgroup_matrix<T, 8, 8>& d, const AS T* src, ulong elements_per_row = 8, \
+                             ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {    \
+    simdgroup_load(d, (const T*)src, elements_per_row, matrix_origin, transpose_matrix);          \
+  }                                                                                                \
+  template <class T>                                                                               \
+  inline void simdgroup_store(const simdgroup_matrix<T, 8, 8>& m, AS T* dst, ulong elements_per_row = 8, \
+                              ulong2 matrix_origin = ulong2(0), bool transpose_matrix = false) {   \
+    simdgroup_store(m, (T*)dst, elements_per_row, matrix_origin, transpose_matrix);               \
+  }
+MSLEMU_AS_LOAD_STORE(__attribute__((address_space(1))))
+MSLEMU_AS_LOAD_STORE(__attribute__((address_space(3))))
+#undef MSLEMU_AS_LOAD_STORE
+#endif
 
 // d = a * b + c. The operands are gathered from all 32 lanes (as float: exact for half and
 // bfloat); each lane computes its two elements of d with a float accumulator, rounded to

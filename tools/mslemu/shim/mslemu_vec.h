@@ -6,6 +6,7 @@
 // data of its own; it reads as a vec<T, M> and assigns only its own components.
 #ifndef MSLEMU_VEC_H
 #define MSLEMU_VEC_H
+#pragma GCC system_header
 
 #include "mslemu_scalar.h"
 

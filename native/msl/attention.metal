@@ -44,6 +44,41 @@ using namespace metal;
 #error "ATTN_LIBRARY_BFLOAT: bfloat kernels need Metal Shading Language 3.1 or later"
 #endif
 
+// Staging of a full block (S4): rows [R0, R0 + ROWS) of the (rows, D) matrix at SRC, row
+// stride STRIDE elements, into the threadgroup array TILE (row stride kLD). Every row and
+// column is in range (no bounds checks). With attn_fc_vec4 each thread copies 4-element
+// vectors on a fixed 2-D map (a fixed column and every (kThreads / (D/4))-th row when
+// D/4 divides the thread count); otherwise elements. Uses the kernel's T, D, kLD,
+// kThreads and tid.
+#define ATTN_STAGE_FULL(TILE, SRC, STRIDE, R0, ROWS)                                           \
+  if (attn::fc_vec4()) {                                                                       \
+    constexpr int kV = D / 4;                                                                  \
+    if (kThreads % kV == 0) {                                                                  \
+      const int c = (int(tid) % kV) * 4;                                                       \
+      for (int r = int(tid) / kV; r < (ROWS); r += kThreads / kV) {                            \
+        const vec<T, 4> x = *((device const vec<T, 4>*)((SRC) + uint((R0) + r) * (STRIDE) + uint(c))); \
+        TILE[r * kLD + c] = x.x;                                                               \
+        TILE[r * kLD + c + 1] = x.y;                                                           \
+        TILE[r * kLD + c + 2] = x.z;                                                           \
+        TILE[r * kLD + c + 3] = x.w;                                                           \
+      }                                                                                        \
+    } else {                                                                                   \
+      for (int idx = int(tid); idx < (ROWS) * kV; idx += kThreads) {                           \
+        const int r = idx / kV, c = (idx - r * kV) * 4;                                        \
+        const vec<T, 4> x = *((device const vec<T, 4>*)((SRC) + uint((R0) + r) * (STRIDE) + uint(c))); \
+        TILE[r * kLD + c] = x.x;                                                               \
+        TILE[r * kLD + c + 1] = x.y;                                                           \
+        TILE[r * kLD + c + 2] = x.z;                                                           \
+        TILE[r * kLD + c + 3] = x.w;                                                           \
+      }                                                                                        \
+    }                                                                                          \
+  } else {                                                                                     \
+    for (int idx = int(tid); idx < (ROWS) * D; idx += kThreads) {                              \
+      const int r = idx / D, c = idx % D;                                                      \
+      TILE[r * kLD + c] = (SRC)[uint((R0) + r) * (STRIDE) + uint(c)];                          \
+    }                                                                                          \
+  }
+
 // Always-inlined helpers (MSL's METAL_FUNC), and the loop pragmas of the conventions above.
 #define ATTN_FUNC inline __attribute__((always_inline))
 #define ATTN_UNROLL _Pragma("clang loop unroll(full)")
@@ -65,6 +100,7 @@ constant bool attn_fc_dropout [[function_constant(5)]];       // ATTN_FC_DROPOUT
 constant bool attn_fc_lens_q [[function_constant(6)]];        // ATTN_FC_LENS_Q
 constant bool attn_fc_lens_k [[function_constant(7)]];        // ATTN_FC_LENS_K
 constant bool attn_fc_aligned [[function_constant(8)]];       // ATTN_FC_ALIGNED
+constant bool attn_fc_vec4 [[function_constant(9)]];          // ATTN_FC_VEC4
 
 namespace attn {
 
@@ -87,6 +123,10 @@ ATTN_FUNC bool fc_lens_k() { return is_function_constant_defined(attn_fc_lens_k)
 ATTN_FUNC bool fc_aligned() {
   return is_function_constant_defined(attn_fc_aligned) ? attn_fc_aligned : false;
 }
+// Vec4: every staged tensor (K and V; Q and dO) starts 16 bytes aligned and has batch,
+// head and row strides that are multiples of 4 elements, so 4-element vector loads of a
+// full block are aligned.
+ATTN_FUNC bool fc_vec4() { return is_function_constant_defined(attn_fc_vec4) ? attn_fc_vec4 : false; }
 
 constant constexpr float kLog2e = 1.4426950408889634f;
 constant constexpr float kLn2 = 0.6931471805599453f;
@@ -410,10 +450,7 @@ template <typename T, int BQ, int BK, int D>
     // Full blocks (every key valid, no padded head columns) skip the bounds checks.
     const bool full = attn::fc_aligned() || (k0 + BK <= m && dh == D);
     if (full) {
-      for (int idx = int(tid); idx < BK * D; idx += kThreads) {
-        const int r = idx / D, c = idx % D;
-        k_tile[r * kLD + c] = kp[uint(k0 + r) * p.k_stride[2] + uint(c)];
-      }
+      ATTN_STAGE_FULL(k_tile, kp, p.k_stride[2], k0, BK)
     } else {
       for (int idx = int(tid); idx < BK * D; idx += kThreads) {
         const int r = idx / D, c = idx % D, key = k0 + r;
@@ -442,10 +479,7 @@ template <typename T, int BQ, int BK, int D>
     // Stage V now: the previous block's P V finished before this block's first barrier,
     // and nothing reads v_tile before the barrier below, so its loads overlap the softmax.
     if (full) {
-      for (int idx = int(tid); idx < BK * D; idx += kThreads) {
-        const int r = idx / D, c = idx % D;
-        v_tile[r * kLD + c] = vp[uint(k0 + r) * p.v_stride[2] + uint(c)];
-      }
+      ATTN_STAGE_FULL(v_tile, vp, p.v_stride[2], k0, BK)
     } else {
       for (int idx = int(tid); idx < BK * D; idx += kThreads) {
         const int r = idx / D, c = idx % D, key = k0 + r;
@@ -622,11 +656,8 @@ template <typename T, int BQ, int BK, int D>
   ATTN_NO_UNROLL
   for (int k0 = blk.x / BK * BK; k0 < blk.y; k0 += BK) {
     if (attn::fc_aligned() || (k0 + BK <= m && dh == D)) {  // full block: no bounds checks
-      for (int idx = int(tid); idx < BK * D; idx += kThreads) {
-        const int r = idx / D, c = idx % D;
-        k_tile[r * kLD + c] = kp[uint(k0 + r) * p.k_stride[2] + uint(c)];
-        v_tile[r * kLD + c] = vp[uint(k0 + r) * p.v_stride[2] + uint(c)];
-      }
+      ATTN_STAGE_FULL(k_tile, kp, p.k_stride[2], k0, BK)
+      ATTN_STAGE_FULL(v_tile, vp, p.v_stride[2], k0, BK)
     } else {
       for (int idx = int(tid); idx < BK * D; idx += kThreads) {
         const int r = idx / D, c = idx % D, key = k0 + r;
@@ -817,11 +848,8 @@ template <typename T, int BQ, int BK, int D>
     ATTN_NO_UNROLL
     for (int q0 = blk.x / BQ * BQ; q0 < blk.y; q0 += BQ) {
       if (attn::fc_aligned() || (q0 + BQ <= n && dh == D)) {  // full block: no bounds checks
-        for (int idx = int(tid); idx < BQ * D; idx += kThreads) {
-          const int r = idx / D, c = idx % D;
-          q_tile[r * kLD + c] = qp[uint(q0 + r) * p.q_stride[2] + uint(c)];
-          g_tile[r * kLD + c] = gp[uint(q0 + r) * p.do_stride[2] + uint(c)];
-        }
+        ATTN_STAGE_FULL(q_tile, qp, p.q_stride[2], q0, BQ)
+        ATTN_STAGE_FULL(g_tile, gp, p.do_stride[2], q0, BQ)
       } else {
         for (int idx = int(tid); idx < BQ * D; idx += kThreads) {
           const int r = idx / D, c = idx % D, i = q0 + r;

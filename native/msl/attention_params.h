@@ -45,7 +45,8 @@
 #define ATTN_FC_LENS_Q 6         // has_lens_q
 #define ATTN_FC_LENS_K 7         // has_lens_k
 #define ATTN_FC_ALIGNED 8        // no edge blocks: N, M multiples of every tile, d == D, no lengths
-#define ATTN_FC_COUNT 9
+#define ATTN_FC_VEC4 9           // Q, K, V, dO 16-byte aligned with strides multiple of 4 elements
+#define ATTN_FC_COUNT 10
 
 // causal
 #define ATTN_CAUSAL_NONE 0

@@ -140,8 +140,9 @@ const (
 	FCLensQ        = 6
 	FCLensK        = 7
 	FCAligned      = 8
+	FCVec4         = 9
 	// NumConstants is one more than the largest index.
-	NumConstants = 9
+	NumConstants = 10
 )
 
 // Constant is one function constant of a plan: set it at Index (the name is the MSL
@@ -157,13 +158,15 @@ var constantNames = [NumConstants]string{
 	FCCausal: "attn_fc_causal", FCWindow: "attn_fc_window", FCMaskBool: "attn_fc_mask_bool",
 	FCMaskAdditive: "attn_fc_mask_additive", FCSoftcap: "attn_fc_softcap", FCDropout: "attn_fc_dropout",
 	FCLensQ: "attn_fc_lens_q", FCLensK: "attn_fc_lens_k", FCAligned: "attn_fc_aligned",
+	FCVec4: "attn_fc_vec4",
 }
 
 // constants returns the function constants of a plan with parameters pr and tiles t, in
-// index order: each feature true exactly when the problem uses it, and FCAligned when no
+// index order: each feature true exactly when the problem uses it; FCAligned when no
 // kernel of the plan meets an edge block (N and M multiples of every tile's rows and
-// keys, the real head dim equal to the instantiated one, no per-batch lengths).
-func constants(pr Params, t Tiles) []Constant {
+// keys, the real head dim equal to the instantiated one, no per-batch lengths); FCVec4
+// as vec4 says (see vec4Aligned).
+func constants(pr Params, t Tiles, vec4 bool) []Constant {
 	n, m := int(pr.N), int(pr.M)
 	aligned := pr.HasLensQ == 0 && pr.HasLensK == 0 && int(pr.D) == t.Forward.D
 	for _, tl := range []Tile{t.Forward, t.DQ, t.DKDV} {
@@ -179,6 +182,7 @@ func constants(pr Params, t Tiles) []Constant {
 		FCLensQ:        pr.HasLensQ != 0,
 		FCLensK:        pr.HasLensK != 0,
 		FCAligned:      aligned,
+		FCVec4:         vec4,
 	}
 	out := make([]Constant, NumConstants)
 	for i := range out {

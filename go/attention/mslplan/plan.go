@@ -170,7 +170,11 @@ func New(r Request) (*Plan, error) {
 	pr.QStride = strides3(p.Q.Strides())
 	pr.KStride = strides3(p.K.Strides())
 	pr.VStride = strides3(p.V.Strides())
-	pl.Constants = constants(*pr, tiles)
+	// The staged tensors: K and V (forward, dQ), Q and dO (dK/dV). A dO the executor
+	// copies is contiguous: its strides are multiples of 4 when D is.
+	vec4 := vec4Aligned(p.Q, size) && vec4Aligned(p.K, size) && vec4Aligned(p.V, size) &&
+		(r.DO == nil && d.D%4 == 0 || r.DO != nil && vec4Aligned(r.DO, size))
+	pl.Constants = constants(*pr, tiles, vec4)
 	qc := strides3(tensor.ContiguousStrides(qShape))
 	kc := strides3(tensor.ContiguousStrides(kShape))
 	pr.OStride, pr.DOStride, pr.DQStride = qc, qc, qc
@@ -331,6 +335,23 @@ func checkView(name string, t *tensor.Tensor) error {
 		return spec.Unsupported(ExecutorName, "%s spans %d elements; the kernels address at most %d", name, e, maxElements)
 	}
 	return nil
+}
+
+// vec4Aligned reports whether the kernels may read view t with 4-element vector loads:
+// its first element 16 bytes into its buffer and batch, head and row strides multiples of
+// 4 elements, so every row of every (batch, head) starts 4-element aligned (Metal buffers
+// are page aligned; the emulator's are 16-byte aligned).
+func vec4Aligned(t *tensor.Tensor, size int) bool {
+	if t.Offset()*size%16 != 0 {
+		return false
+	}
+	st := t.Strides()
+	for i := 0; i < 3; i++ {
+		if st[i]%4 != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Extent is the number of elements from a view's first element to its last, inclusive

@@ -320,6 +320,7 @@ func TestPlanConstants(t *testing.T) {
 		"attn_fc_causal": false, "attn_fc_window": false, "attn_fc_mask_bool": false,
 		"attn_fc_mask_additive": false, "attn_fc_softcap": false, "attn_fc_dropout": false,
 		"attn_fc_lens_q": false, "attn_fc_lens_k": false, "attn_fc_aligned": true,
+		"attn_fc_vec4": true,
 	}
 	assert.Equal(t, want, constantValues(pl.Constants))
 
@@ -341,6 +342,7 @@ func TestPlanConstants(t *testing.T) {
 		"attn_fc_causal": true, "attn_fc_window": true, "attn_fc_mask_bool": false,
 		"attn_fc_mask_additive": true, "attn_fc_softcap": true, "attn_fc_dropout": true,
 		"attn_fc_lens_q": true, "attn_fc_lens_k": true, "attn_fc_aligned": false,
+		"attn_fc_vec4": false, // D = 59: rows are not 4-element aligned
 	}
 	assert.Equal(t, want, constantValues(pl.Constants))
 
@@ -352,6 +354,26 @@ func TestPlanConstants(t *testing.T) {
 		pl, err := New(Request{Problem: problem(t, tensor.Float16, 1, 1, 1, tt.n, tt.m, tt.d), Family: Apple7})
 		require.NoError(t, err)
 		assert.False(t, constantValues(pl.Constants)["attn_fc_aligned"], tt.name)
+	}
+
+	// Vector loads need 16-byte aligned starts and strides in multiples of 4 elements: a
+	// view one row into a [1, 1, 9, 64] float16 tensor starts 128 bytes in (aligned); one
+	// column in (2 bytes) is not.
+	base := problem(t, tensor.Float16, 1, 1, 1, 9, 9, 64)
+	for _, tt := range []struct {
+		name      string
+		dim, from int
+		want      bool
+	}{{"row offset", 2, 1, true}, {"column offset", 3, 1, false}} {
+		k, err := base.K.Slice(tt.dim, tt.from, tt.from+8)
+		require.NoError(t, err)
+		q, err := base.Q.Slice(tt.dim, tt.from, tt.from+8)
+		require.NoError(t, err)
+		v, err := base.V.Slice(tt.dim, tt.from, tt.from+8)
+		require.NoError(t, err)
+		pl, err := New(Request{Problem: &spec.Problem{Q: q, K: k, V: v}, Family: Apple7})
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, constantValues(pl.Constants)["attn_fc_vec4"], tt.name)
 	}
 }
 

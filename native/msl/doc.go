@@ -11,11 +11,18 @@
 //   - on Linux, tools/mslemu compiles them as C++ against its MSL shim and runs them on
 //     the CPU; it checks its generated adapters against Sources.
 //
-// The kernels use bfloat, so they need Metal Shading Language 3.1 (macOS 14): the
-// metallib rule passes -std=metal3.1, and a run-time compile must set
-// MTLCompileOptions.languageVersion to 3.1. Under the emulator (MSLEMU defined) the file
+// Libraries: bfloat needs Metal Shading Language 3.1 (macOS 14). Compiled with MSL 3.0
+// the file instantiates the float32 and float16 kernels only, so they run wherever Metal
+// 3 does; with 3.1 or later also the bfloat16 ones; with the macro ATTN_LIBRARY_BFLOAT=1
+// only the bfloat16 ones. A run-time compile therefore builds two libraries from the one
+// source — "attention" (MSL 3.0) and "attention_bf16" (MSL 3.1, ATTN_LIBRARY_BFLOAT=1);
+// go/attention/mslplan's LibraryFor says which holds a kernel — and the metallib rule
+// (-std=metal3.1) holds all of them. Under the emulator (MSLEMU defined) the file
 // instantiates only the subset the tests run; Metal gets every instantiation the tile
 // table can select.
+//
+// The kernels are specialised with function constants (attn_fc_*, indices ATTN_FC_* in
+// attention_params.h), whose values per problem come from mslplan.Plan.Constants.
 //
 // Which kernel to run, with what grid, threadgroup size and buffers, is decided in
 // go/attention/mslplan, never here. This package holds no Go logic beyond reading the

@@ -210,6 +210,23 @@ func Instances() []Instance {
 	return out
 }
 
+// InstanceShard returns shard i of n of Instances(): the instances at positions ≡ i
+// (mod n) of the name-sorted list, so n jobs (e.g. CI runs building the emulator) cover
+// every instantiation exactly once, in a split that changes only when the list does.
+// It returns nil unless 0 ≤ i < n.
+func InstanceShard(i, n int) []Instance {
+	if n < 1 || i < 0 || i >= n {
+		return nil
+	}
+	var out []Instance
+	for j, in := range Instances() {
+		if j%n == i {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
 // tileLD is the row stride, in elements, of a staged tile in threadgroup memory: the
 // head dim plus 16 bytes of padding against bank conflicts (kLD in attention.metal).
 func tileLD(d, size int) int { return d + 16/size }

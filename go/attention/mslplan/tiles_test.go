@@ -180,3 +180,22 @@ func TestLibraries(t *testing.T) {
 		}
 	}
 }
+
+func TestInstanceShards(t *testing.T) {
+	all := Instances()
+	for _, n := range []int{1, 3, 7} {
+		seen := map[string]int{}
+		for i := 0; i < n; i++ {
+			for _, in := range InstanceShard(i, n) {
+				seen[in.Name()]++
+			}
+		}
+		assert.Len(t, seen, len(all), "n = %d", n)
+		for name, c := range seen {
+			assert.Equal(t, 1, c, "%s in %d shards of %d", name, c, n)
+		}
+	}
+	assert.Nil(t, InstanceShard(3, 3))
+	assert.Nil(t, InstanceShard(0, 0))
+	assert.Equal(t, InstanceShard(1, 4), InstanceShard(1, 4), "deterministic")
+}

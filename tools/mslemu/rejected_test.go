@@ -66,8 +66,9 @@ func rejectRule(t *testing.T, path string) (stage, want string) {
 
 // Each file in testkernels/rejected breaks one rule that Metal's compiler enforces and
 // plain C++17 would not: the emulator's build (g++ with the cgo flags: -std=c++14
-// -pedantic-errors, the shim as a system header) or its generator (kgen) must refuse it,
-// with the message the file names. The same build accepts the valid test kernels.
+// -pedantic-errors, the shim as a system header), its generator (kgen) or the
+// address-space check (clang, see addrspace_test.go) must refuse it, with the message the
+// file names. The same build accepts the valid test kernels.
 func TestRejectedKernels(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the emulator is for Linux")
@@ -106,6 +107,14 @@ func TestRejectedKernels(t *testing.T) {
 			// The C++ compiler alone would have accepted it: the generator's rule is needed.
 			out, compiled := compileKernel(t, flags, f)
 			assert.True(t, compiled, "%s: g++ accepts it, so only kgen catches it:\n%s", f, out)
+		case "clang":
+			clang := findClang(t)
+			errs := clangRejects(t, clang, f)
+			if assert.NotEmpty(t, errs, "%s must fail the address-space check", f) {
+				assert.Contains(t, strings.Join(errs, "\n"), want, "%s", f)
+			}
+			out, compiled := compileKernel(t, flags, f)
+			assert.True(t, compiled, "%s: g++ accepts it, so only the address-space check catches it:\n%s", f, out)
 		default:
 			t.Errorf("%s: unknown stage %q", f, stage)
 		}

@@ -84,7 +84,11 @@ MSLEMU_UNARY_F(sign, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : (x == x ? x * 0.0f : 
 using ::abs;
 inline float abs(float x) { return std::fabs(x); }
 inline half abs(half x) { return half(std::fabs(float(x))); }
+#if MSLEMU_NATIVE_BFLOAT
+inline bfloat abs(bfloat x) { return bfloat(std::fabs(float(x))); }
+#else
 inline bfloat abs(bfloat x) { return bfloat::from_bits(uint16_t(x.bits & 0x7fffu)); }
+#endif
 inline long abs(long x) { return std::labs(x); }
 inline short abs(short x) { return short(x < 0 ? -x : x); }
 inline char abs(char x) { return char(x < 0 ? -x : x); }

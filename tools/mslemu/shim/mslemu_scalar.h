@@ -51,7 +51,14 @@ typedef unsigned long ulong;
     static float decode(uint16_t b);                                            \
   };
 
-// bfloat: 8 exponent bits, 7 mantissa bits.
+// bfloat: 8 exponent bits, 7 mantissa bits. Under the address-space check (clang, never
+// run) the compiler's __bf16, so that bfloat is a scalar like half there; clang before 17
+// has no arithmetic on it.
+#if defined(MSLEMU_ADDRESS_SPACES) && defined(__clang__)
+typedef __bf16 bfloat;
+#define MSLEMU_NATIVE_BFLOAT 1
+#else
+#define MSLEMU_NATIVE_BFLOAT 0
 MSLEMU_SOFT16(bfloat)
 
 inline float bfloat::decode(uint16_t b) {
@@ -68,6 +75,7 @@ inline uint16_t bfloat::encode(float f) {
   u += 0x7fffu + ((u >> 16) & 1u);
   return uint16_t(u >> 16);
 }
+#endif
 
 #if !defined(MSLEMU_SOFT_HALF) && (defined(__STDCPP_FLOAT16_T__) || (defined(__x86_64__) && defined(__FLT16_MANT_DIG__)))
 // g++ computes _Float16 in float and rounds after every operation (x86-64).
@@ -179,12 +187,15 @@ namespace metal {
   MSLEMU_SOFT16_CMP(S, <) MSLEMU_SOFT16_CMP(S, <=) MSLEMU_SOFT16_CMP(S, >)                \
   MSLEMU_SOFT16_CMP(S, >=)
 
+#if !MSLEMU_NATIVE_BFLOAT
 MSLEMU_SOFT16_ALL(bfloat)
+#endif
 #if !MSLEMU_NATIVE_HALF
 MSLEMU_SOFT16_ALL(half)
 #endif
 
 // bfloat with half: float.
+#if !MSLEMU_NATIVE_BFLOAT
 #define MSLEMU_MIXED(op, R)                                                    \
   inline R operator op(bfloat a, half b) { return float(a) op float(b); }      \
   inline R operator op(half a, bfloat b) { return float(a) op float(b); }
@@ -199,6 +210,7 @@ MSLEMU_MIXED(<=, bool)
 MSLEMU_MIXED(>, bool)
 MSLEMU_MIXED(>=, bool)
 #undef MSLEMU_MIXED
+#endif
 #undef MSLEMU_SOFT16_ALL
 #undef MSLEMU_SOFT16_CMP
 #undef MSLEMU_SOFT16_OP
@@ -237,6 +249,15 @@ template <> struct numeric_limits<bfloat> {
   static constexpr bool has_infinity = true;
   static constexpr bool has_quiet_NaN = true;
   static constexpr int digits = 8;
+#if MSLEMU_NATIVE_BFLOAT
+  static bfloat min() { return bfloat(1.17549435e-38f); }
+  static bfloat max() { return bfloat(3.38953139e38f); }
+  static bfloat lowest() { return bfloat(-3.38953139e38f); }
+  static bfloat epsilon() { return bfloat(0.0078125f); }
+  static bfloat infinity() { return bfloat(__builtin_inff()); }
+  static bfloat quiet_NaN() { return bfloat(__builtin_nanf("")); }
+  static bfloat denorm_min() { return bfloat(9.18354962e-41f); }
+#else
   static bfloat min() { return bfloat::from_bits(0x0080); }
   static bfloat max() { return bfloat::from_bits(0x7f7f); }
   static bfloat lowest() { return bfloat::from_bits(0xff7f); }
@@ -244,13 +265,14 @@ template <> struct numeric_limits<bfloat> {
   static bfloat infinity() { return bfloat::from_bits(0x7f80); }
   static bfloat quiet_NaN() { return bfloat::from_bits(0x7fc0); }
   static bfloat denorm_min() { return bfloat::from_bits(0x0001); }
+#endif
 };
 
 // as_type<T>(x): reinterprets the bits of x (sizes must match).
 template <class T, class U> inline T as_type(const U& x) {
   static_assert(sizeof(T) == sizeof(U), "as_type: sizes differ");
   T r;
-  std::memcpy(static_cast<void*>(&r), static_cast<const void*>(&x), sizeof(T));
+  std::memcpy((void*)&r, (const void*)&x, sizeof(T));  // C casts: x may be in any address space
   return r;
 }
 

@@ -179,9 +179,9 @@ func TestModuleChoices(t *testing.T) {
 			}
 			x, err := tensor.New(tensor.Float32, 1, 4, 8)
 			require.NoError(t, err)
-			y, s, err := mha.Forward(x)
+			y, s, err := mha.Forward(context.Background(), x)
 			require.NoError(t, err)
-			_, err = mha.Backward(s, y)
+			_, err = mha.Backward(context.Background(), s, y)
 			require.NoError(t, err)
 			var calls int64
 			for _, c := range eng.Stats().Calls {
@@ -239,7 +239,7 @@ func TestWithoutFx(t *testing.T) {
 	require.NoError(t, err)
 	x, err := tensor.New(tensor.Float32, 2, 3, 8)
 	require.NoError(t, err)
-	_, _, err = mha.Forward(x)
+	_, _, err = mha.Forward(context.Background(), x)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]int64{"cpuflash": 1}, eng.Stats().Calls, "strict: the CPU flash executor ran, nothing fell back")
 }

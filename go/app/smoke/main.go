@@ -125,7 +125,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	fmt.Fprintf(stdout, "smoke: reverse %d random tokens over a vocabulary of %d; B=%d C=%d H=%d Hkv=%d, %d steps, lr %g; executors %s (strict %v)\n",
 		o.train.Seq, o.train.Vocab, o.train.Batch, o.dim, o.heads, mha.Params().KVHeads, o.train.Steps, o.train.LR, strings.Join(eng.Executors(), " > "), o.strict)
-	res, err := train(o.train, eng, mha, stdout)
+	res, err := train(context.Background(), o.train, eng, mha, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "smoke:", err)
 		if len(res.Losses) > 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"math"
@@ -32,7 +33,7 @@ func TestTrainingLossFalls(t *testing.T) {
 			require.NoError(t, err)
 			var out bytes.Buffer
 			cfg := small(60)
-			res, err := train(cfg, eng, mha, &out)
+			res, err := train(context.Background(), cfg, eng, mha, &out)
 			require.NoError(t, err)
 			require.Len(t, res.Losses, cfg.Steps)
 			assert.InDelta(t, math.Log(float64(cfg.Vocab)), res.First, 0.3, "an untrained model is near chance")

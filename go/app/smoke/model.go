@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -89,7 +90,7 @@ func f32(p optim.Param) (val, grad []float32) {
 
 // forward runs the model on tokens and targets (B·T each, row-major) and returns the mean
 // cross-entropy and the number of positions whose argmax is the target.
-func (m *model) forward(tokens, targets []int, batch int) (loss float64, correct int, s *saved, err error) {
+func (m *model) forward(ctx context.Context, tokens, targets []int, batch int) (loss float64, correct int, s *saved, err error) {
 	B, T, C, V := batch, m.seq, m.dim, m.vocab
 	tok, _ := f32(m.tok)
 	pos, _ := f32(m.pos)
@@ -111,7 +112,7 @@ func (m *model) forward(tokens, targets []int, batch int) (loss float64, correct
 	}
 
 	// F2. attention with a residual connection: h = x + MHA(x)
-	a, ms, err := m.mha.Forward(x) // (B, T, C)
+	a, ms, err := m.mha.Forward(ctx, x) // (B, T, C)
 	if err != nil {
 		return 0, 0, nil, err
 	}
@@ -158,7 +159,7 @@ func (m *model) forward(tokens, targets []int, batch int) (loss float64, correct
 
 // backward adds the gradient of the mean cross-entropy to every parameter's buffer; each
 // step inverts the forward step it names.
-func (m *model) backward(s *saved) error {
+func (m *model) backward(ctx context.Context, s *saved) error {
 	B, T, C, V := s.batch, m.seq, m.dim, m.vocab
 	_, dtok := f32(m.tok)
 	_, dpos := f32(m.pos)
@@ -198,7 +199,7 @@ func (m *model) backward(s *saved) error {
 	}
 
 	// B2 inverts F2, h = x + MHA(x): dx = dh + MHA.Backward(dh)
-	dxa, err := m.mha.Backward(s.mha, dh) // (B, T, C)
+	dxa, err := m.mha.Backward(ctx, s.mha, dh) // (B, T, C)
 	if err != nil {
 		return err
 	}

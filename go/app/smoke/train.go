@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -54,7 +55,7 @@ type statser interface{ Stats() attention.Stats }
 
 // train runs the reversal task on a model around mha, whose attention goes through eng,
 // printing progress to out.
-func train(cfg trainConfig, eng statser, mha *layer.MultiHeadAttention, out io.Writer) (result, error) {
+func train(ctx context.Context, cfg trainConfig, eng statser, mha *layer.MultiHeadAttention, out io.Writer) (result, error) {
 	if cfg.Steps < 1 || cfg.Batch < 1 || cfg.Seq < 2 || cfg.Vocab < 2 {
 		return result{}, fmt.Errorf("smoke: need steps ≥ 1, batch ≥ 1, seq ≥ 2 and vocab ≥ 2 (got %d, %d, %d, %d)", cfg.Steps, cfg.Batch, cfg.Seq, cfg.Vocab)
 	}
@@ -82,11 +83,11 @@ func train(cfg trainConfig, eng statser, mha *layer.MultiHeadAttention, out io.W
 		if err := optim.ZeroGrad(params); err != nil {
 			return res, err
 		}
-		loss, correct, s, err := m.forward(tokens, targets, cfg.Batch)
+		loss, correct, s, err := m.forward(ctx, tokens, targets, cfg.Batch)
 		if err != nil {
 			return res, fmt.Errorf("step %d forward: %w", step, err)
 		}
-		if err := m.backward(s); err != nil {
+		if err := m.backward(ctx, s); err != nil {
 			return res, fmt.Errorf("step %d backward: %w", step, err)
 		}
 		if err := opt.Step(params); err != nil {

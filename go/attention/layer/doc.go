@@ -10,6 +10,19 @@
 // their backwards, in any order. Backward accumulates into the parameters' gradient
 // buffers; call ZeroGrad (or optim.ZeroGrad) between steps.
 //
+// Every Forward and Backward takes a context.Context: cancelling it stops the call between
+// its steps and inside the attention call, with an error wrapping ctx.Err().
+//
+// A training step allocates no attention tensors after the first: the layer keeps one set
+// of working buffers per shape in flight (projections, Q, K, V, O, L, dO, dQ, dK, dV),
+// passes them to the attention as destinations (the Engine's into arguments), and Backward
+// hands the set back for the next Forward. So Backward consumes its Saved; a second
+// Backward with it is an error, as in PyTorch without retain_graph. Only y and dx, which
+// the caller keeps, are new tensors.
+//
+// Key padding (nn.MultiheadAttention's key_padding_mask) is a Mask passed to
+// ForwardMasked. A query whose keys are all hidden gets zero output, where PyTorch gives NaN.
+
 // Dropout on the attention probabilities is drawn from the Philox stream of package
 // philox, keyed by a seed fixed at construction and an offset the layer advances on every
 // training forward. The offset used is kept in Saved, so backward regenerates exactly the
@@ -19,7 +32,7 @@
 // float64 against the reference executor, which is how its gradients are checked against
 // finite differences.
 //
-// Not here: layer norm, MLPs, KV caches, masks other than causal. A MultiHeadAttention is
+// Not here: layer norm, MLPs, KV caches, masks other than causal and key padding. A MultiHeadAttention is
 // not safe for concurrent use; Forward advances the dropout offset and Backward writes
 // gradients.
 package layer

@@ -41,15 +41,15 @@ func TestCPUFlashMatchesReference(t *testing.T) {
 			dy := randTensor(t, rng, tensor.Float32, 2, tc.N, 32)
 			run := func(m *MultiHeadAttention) (y, dxq, dxkv *tensor.Tensor) {
 				if tc.cross {
-					y, s, err := m.ForwardCross(xq, xkv)
+					y, s, err := m.ForwardCross(bg, xq, xkv)
 					require.NoError(t, err)
-					dxq, dxkv, err = m.BackwardCross(s, dy)
+					dxq, dxkv, err = m.BackwardCross(bg, s, dy)
 					require.NoError(t, err)
 					return y, dxq, dxkv
 				}
-				y, s, err := m.Forward(xq)
+				y, s, err := m.Forward(bg, xq)
 				require.NoError(t, err)
-				dxq, err = m.Backward(s, dy)
+				dxq, err = m.Backward(bg, s, dy)
 				require.NoError(t, err)
 				return y, dxq, nil
 			}

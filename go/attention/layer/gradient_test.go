@@ -105,9 +105,9 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 				var s *Saved
 				var err error
 				if tc.cross {
-					y, s, err = m.ForwardCross(xq, xkv)
+					y, s, err = m.ForwardCross(bg, xq, xkv)
 				} else {
-					y, s, err = m.Forward(xq)
+					y, s, err = m.Forward(bg, xq)
 				}
 				require.NoError(t, err)
 				return y, s
@@ -126,9 +126,9 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 			}
 			var dxq, dxkv *tensor.Tensor
 			if tc.cross {
-				dxq, dxkv, err = m.BackwardCross(s, g)
+				dxq, dxkv, err = m.BackwardCross(bg, s, g)
 			} else {
-				dxq, err = m.Backward(s, g)
+				dxq, err = m.Backward(bg, s, g)
 			}
 			require.NoError(t, err)
 
@@ -184,25 +184,25 @@ func TestFloat32MatchesFloat64(t *testing.T) {
 			var y32, y64, dx32, dx64 *tensor.Tensor
 			if cross {
 				var s32, s64 *Saved
-				y32, s32, err = m32.ForwardCross(x32, kv32)
+				y32, s32, err = m32.ForwardCross(bg, x32, kv32)
 				require.NoError(t, err)
-				y64, s64, err = m64.ForwardCross(x64, kv64)
+				y64, s64, err = m64.ForwardCross(bg, x64, kv64)
 				require.NoError(t, err)
 				var dkv32, dkv64 *tensor.Tensor
-				dx32, dkv32, err = m32.BackwardCross(s32, g32)
+				dx32, dkv32, err = m32.BackwardCross(bg, s32, g32)
 				require.NoError(t, err)
-				dx64, dkv64, err = m64.BackwardCross(s64, g64)
+				dx64, dkv64, err = m64.BackwardCross(bg, s64, g64)
 				require.NoError(t, err)
 				assert.InDeltaSlice(t, f64s(t, dkv64), f64s(t, dkv32), 1e-4)
 			} else {
 				var s32, s64 *Saved
-				y32, s32, err = m32.Forward(x32)
+				y32, s32, err = m32.Forward(bg, x32)
 				require.NoError(t, err)
-				y64, s64, err = m64.Forward(x64)
+				y64, s64, err = m64.Forward(bg, x64)
 				require.NoError(t, err)
-				dx32, err = m32.Backward(s32, g32)
+				dx32, err = m32.Backward(bg, s32, g32)
 				require.NoError(t, err)
-				dx64, err = m64.Backward(s64, g64)
+				dx64, err = m64.Backward(bg, s64, g64)
 				require.NoError(t, err)
 			}
 			assert.InDeltaSlice(t, f64s(t, y64), f64s(t, y32), 1e-4)

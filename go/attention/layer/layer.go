@@ -58,6 +58,100 @@ type MultiHeadAttention struct {
 	training   bool
 	dropSeed   uint64
 	dropOffset uint64
+
+	free []*buffers // working buffers released by Backward, for the next Forward
+}
+
+// maxFree bounds the buffer sets a layer keeps between calls: one per shape in flight is
+// what a training loop needs (a last, shorter batch is a second shape).
+const maxFree = 2
+
+// buffers are one forward/backward pair's working tensors for one shape (B, N, M), kept by
+// the layer between steps so that a training step allocates no attention inputs, outputs
+// or gradients: Forward takes a set (or allocates one), Saved holds it, Backward gives it
+// back.
+type buffers struct {
+	b, n, m int
+	q, k, v *tensor.Tensor // (B·N, H·Dh), (B·M, Hkv·Dh) ×2: F1's projections; B5's da, B2's dq, dk, dv
+	Q, K, V *tensor.Tensor // (B, H, N, Dh), (B, Hkv, M, Dh) ×2: the attention's inputs
+	O, L    *tensor.Tensor // (B, H, N, Dh), (B, H, N): the attention's outputs
+	A       *tensor.Tensor // (B, N, H·Dh): heads merged
+	// allocated by the first Backward
+	dO, dQ, dK, dV *tensor.Tensor // (B, H, N, Dh) ×2, (B, Hkv, M, Dh) ×2
+}
+
+// take returns a free buffer set for (b, n, mk), or a new one after checking its size
+// against ctx's memory budget.
+func (m *MultiHeadAttention) take(ctx context.Context, b, n, mk int) (*buffers, error) {
+	for i, s := range m.free {
+		if s.b == b && s.n == n && s.m == mk {
+			m.free = append(m.free[:i], m.free[i+1:]...)
+			return s, nil
+		}
+	}
+	hd, kvd, dt := m.p.Heads*m.dh, m.p.KVHeads*m.dh, m.p.DType
+	size := dt.Size()
+	need := spec.AddBytes(
+		spec.MulBytes(3, b, n, hd, size),   // q, Q, O (A below)
+		spec.MulBytes(4, b, mk, kvd, size), // k, v, K, V
+		spec.MulBytes(b, n, hd, size),      // A
+		spec.MulBytes(b, m.p.Heads, n, size),
+	)
+	if err := spec.CheckMemory(ctx, "layer: forward buffers", need); err != nil {
+		return nil, err
+	}
+	s := &buffers{b: b, n: n, m: mk}
+	var err error
+	mk1 := func(dst **tensor.Tensor, shape ...int) {
+		if err == nil {
+			*dst, err = tensor.New(dt, shape...)
+		}
+	}
+	mk1(&s.q, b*n, hd)
+	mk1(&s.k, b*mk, kvd)
+	mk1(&s.v, b*mk, kvd)
+	mk1(&s.Q, b, m.p.Heads, n, m.dh)
+	mk1(&s.K, b, m.p.KVHeads, mk, m.dh)
+	mk1(&s.V, b, m.p.KVHeads, mk, m.dh)
+	mk1(&s.O, b, m.p.Heads, n, m.dh)
+	mk1(&s.L, b, m.p.Heads, n)
+	mk1(&s.A, b, n, hd)
+	if err != nil {
+		return nil, fmt.Errorf("layer: allocating forward buffers: %w", err)
+	}
+	return s, nil
+}
+
+// growBackward gives s its backward buffers if it has none yet.
+func (m *MultiHeadAttention) growBackward(ctx context.Context, s *buffers) error {
+	if s.dO != nil {
+		return nil
+	}
+	hd, kvd, size := m.p.Heads*m.dh, m.p.KVHeads*m.dh, m.p.DType.Size()
+	need := spec.AddBytes(spec.MulBytes(2, s.b, s.n, hd, size), spec.MulBytes(2, s.b, s.m, kvd, size))
+	if err := spec.CheckMemory(ctx, "layer: backward buffers", need); err != nil {
+		return err
+	}
+	var t [4]*tensor.Tensor
+	var err error
+	for i, shape := range [][]int{{s.b, m.p.Heads, s.n, m.dh}, {s.b, m.p.Heads, s.n, m.dh}, {s.b, m.p.KVHeads, s.m, m.dh}, {s.b, m.p.KVHeads, s.m, m.dh}} {
+		if t[i], err = tensor.New(m.p.DType, shape...); err != nil {
+			return fmt.Errorf("layer: allocating backward buffers: %w", err)
+		}
+	}
+	s.dO, s.dQ, s.dK, s.dV = t[0], t[1], t[2], t[3]
+	return nil
+}
+
+// give returns a buffer set to the layer, dropping the oldest when maxFree are kept.
+func (m *MultiHeadAttention) give(s *buffers) {
+	if s == nil {
+		return
+	}
+	if len(m.free) == maxFree {
+		m.free = append(m.free[:0], m.free[1:]...)
+	}
+	m.free = append(m.free, s)
 }
 
 // New builds a MultiHeadAttention that computes attention with attn. Weights are drawn
@@ -93,6 +187,12 @@ func New(p Params, attn Attention) (*MultiHeadAttention, error) {
 	}
 	m := &MultiHeadAttention{p: p, dh: p.Dim / p.Heads, attn: attn, training: true, dropSeed: uint64(p.Seed)}
 	c, hd, kvd := p.Dim, p.Heads*m.dh, p.KVHeads*m.dh
+	// Values and gradients of the four weight matrices (biases are smaller than one of them).
+	need := spec.MulBytes(2*p.DType.Size(), c, 2*hd+2*kvd+4)
+	if budget := spec.DefaultMemoryBudget(); need > budget {
+		return nil, argErr("Params.Dim", "%d (with Heads %d, KVHeads %d) needs %d bytes of parameters and gradients, over the memory budget of %d bytes",
+			p.Dim, p.Heads, p.KVHeads, need, budget)
+	}
 	rng := rand.New(rand.NewPCG(uint64(p.Seed), 0x6d6861696e6974)) // "mhainit"
 	var err error
 	mk := func(w *weight, name string, noDecay, random bool, shape ...int) {
@@ -190,9 +290,8 @@ func (m *MultiHeadAttention) DropoutOffset() uint64 { return m.dropOffset }
 // or to repeat a forward with the same mask).
 func (m *MultiHeadAttention) SetDropoutOffset(off uint64) { m.dropOffset = off }
 
-// options returns the attention options of the next forward and advances the offset.
-func (m *MultiHeadAttention) options() spec.Options {
-	o := spec.Options{Causal: m.p.Causal}
+// dropoutOptions adds the dropout of the next forward to o and advances the offset.
+func (m *MultiHeadAttention) dropoutOptions(o spec.Options) spec.Options {
 	if !m.training {
 		return o
 	}
@@ -206,7 +305,9 @@ func (m *MultiHeadAttention) options() spec.Options {
 // Saved is what Forward keeps for Backward, by name. A Saved belongs to the layer that
 // made it; it stays valid while the inputs it references are not modified (parameters
 // may change: backward uses the weights as they are when it runs, which is what a
-// training step wants — step the optimizer after backward).
+// training step wants — step the optimizer after backward). Problem, Attn and A live in
+// the layer's working buffers: Backward releases them for the next Forward, after which
+// they hold another step's values.
 type Saved struct {
 	XQ  *tensor.Tensor // (B, N, C) the query input, contiguous (the caller's tensor when it already was)
 	XKV *tensor.Tensor // (B, M, C) the key/value input; the same tensor as XQ for self-attention
@@ -217,7 +318,9 @@ type Saved struct {
 	A       *tensor.Tensor // (B, N, H·Dh) the heads merged: input of the output projection
 
 	cross bool
+	done  bool // Backward has run and released buf
 	owner *MultiHeadAttention
+	buf   *buffers
 }
 
 func argErr(arg, format string, args ...any) error {

@@ -126,9 +126,9 @@ func TestForwardRejectsBadInput(t *testing.T) {
 			var y *tensor.Tensor
 			var s *Saved
 			if tc.cross {
-				y, s, err = m.ForwardCross(tc.xq, tc.xkv)
+				y, s, err = m.ForwardCross(bg, tc.xq, tc.xkv)
 			} else {
-				y, s, err = m.Forward(tc.xq)
+				y, s, err = m.Forward(bg, tc.xq)
 			}
 			assert.Nil(t, y)
 			assert.Nil(t, s)
@@ -146,11 +146,11 @@ func TestBackwardRejectsBadInput(t *testing.T) {
 	require.NoError(t, err)
 	x := randTensor(t, rng, tensor.Float32, 2, 3, 8)
 	kv := randTensor(t, rng, tensor.Float32, 2, 4, 8)
-	_, self, err := m.Forward(x)
+	_, self, err := m.Forward(bg, x)
 	require.NoError(t, err)
-	_, cross, err := m.ForwardCross(x, kv)
+	_, cross, err := m.ForwardCross(bg, x, kv)
 	require.NoError(t, err)
-	_, foreign, err := other.Forward(x)
+	_, foreign, err := other.Forward(bg, x)
 	require.NoError(t, err)
 	dy := randTensor(t, rng, tensor.Float32, 2, 3, 8)
 	wrongShape := randTensor(t, rng, tensor.Float32, 2, 4, 8)
@@ -175,12 +175,12 @@ func TestBackwardRejectsBadInput(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.cross {
-				a, b, err := m.BackwardCross(tc.s, tc.dy)
+				a, b, err := m.BackwardCross(bg, tc.s, tc.dy)
 				assert.Nil(t, a)
 				assert.Nil(t, b)
 				requireArgErr(t, err, tc.arg)
 			} else {
-				a, err := m.Backward(tc.s, tc.dy)
+				a, err := m.Backward(bg, tc.s, tc.dy)
 				assert.Nil(t, a)
 				requireArgErr(t, err, tc.arg)
 			}
@@ -213,16 +213,16 @@ func TestInputsUnchangedAndStridesAccepted(t *testing.T) {
 	before, dyBefore := f64s(t, base), f64s(t, dyBase)
 
 	m.SetDropoutOffset(0)
-	yt, st, err := m.Forward(xt)
+	yt, st, err := m.Forward(bg, xt)
 	require.NoError(t, err)
-	dxt, err := m.Backward(st, dyt)
+	dxt, err := m.Backward(bg, st, dyt)
 	require.NoError(t, err)
 	gradT := f64s(t, m.Parameters()[0].Grad)
 	m.ZeroGrad()
 	m.SetDropoutOffset(0)
-	yc, sc, err := m.Forward(xc)
+	yc, sc, err := m.Forward(bg, xc)
 	require.NoError(t, err)
-	dxc, err := m.Backward(sc, dyc)
+	dxc, err := m.Backward(bg, sc, dyc)
 	require.NoError(t, err)
 
 	assert.Equal(t, before, f64s(t, base), "x modified")
@@ -238,15 +238,19 @@ func TestBackwardAccumulates(t *testing.T) {
 	require.NoError(t, err)
 	x := randTensor(t, rng, tensor.Float64, 1, 4, 8)
 	dy := randTensor(t, rng, tensor.Float64, 1, 4, 8)
-	_, s, err := m.Forward(x)
+	_, s, err := m.Forward(bg, x)
 	require.NoError(t, err)
-	_, err = m.Backward(s, dy)
+	_, err = m.Backward(bg, s, dy)
 	require.NoError(t, err)
 	once := map[string][]float64{}
 	for _, p := range m.Parameters() {
 		once[p.Name] = f64s(t, p.Grad)
 	}
-	_, err = m.Backward(s, dy)
+	_, err = m.Backward(bg, s, dy)
+	requireArgErr(t, err, "saved") // consumed: its buffers went back to the layer
+	_, s, err = m.Forward(bg, x)
+	require.NoError(t, err)
+	_, err = m.Backward(bg, s, dy)
 	require.NoError(t, err)
 	for _, p := range m.Parameters() {
 		twice := f64s(t, p.Grad)
@@ -271,9 +275,9 @@ func TestDropoutOffsetAndEvalMode(t *testing.T) {
 	require.NoError(t, err)
 	x := randTensor(t, rng, tensor.Float32, 2, 6, 8)
 
-	y0, s0, err := m.Forward(x)
+	y0, s0, err := m.Forward(bg, x)
 	require.NoError(t, err)
-	y1, s1, err := m.Forward(x)
+	y1, s1, err := m.Forward(bg, x)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(0), s0.Problem.Dropout.Offset)
 	assert.Equal(t, uint64(1), s1.Problem.Dropout.Offset)
@@ -282,16 +286,16 @@ func TestDropoutOffsetAndEvalMode(t *testing.T) {
 	assert.NotEqual(t, f64s(t, y0), f64s(t, y1), "a new offset draws a new mask")
 
 	m.SetDropoutOffset(0)
-	again, _, err := m.Forward(x)
+	again, _, err := m.Forward(bg, x)
 	require.NoError(t, err)
 	assert.Equal(t, f64s(t, y0), f64s(t, again), "the same offset repeats the mask")
 
 	m.Train(false)
-	ye, se, err := m.Forward(x)
+	ye, se, err := m.Forward(bg, x)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1), m.DropoutOffset(), "eval forwards do not advance the offset")
 	assert.Zero(t, se.Problem.Dropout.P)
-	yp, _, err := plain.Forward(x)
+	yp, _, err := plain.Forward(bg, x)
 	require.NoError(t, err)
 	assert.Equal(t, f64s(t, yp), f64s(t, ye), "eval mode is the layer without dropout")
 }
@@ -324,19 +328,19 @@ func TestAttentionFailuresAreErrors(t *testing.T) {
 	boom := errors.New("boom")
 	m, err := New(Params{Dim: 4, Heads: 2}, failing{err: boom})
 	require.NoError(t, err)
-	_, _, err = m.Forward(x)
+	_, _, err = m.Forward(bg, x)
 	assert.ErrorIs(t, err, boom)
 
 	m, err = New(Params{Dim: 4, Heads: 2}, failing{badSave: true})
 	require.NoError(t, err)
-	_, _, err = m.Forward(x)
+	_, _, err = m.Forward(bg, x)
 	assert.ErrorContains(t, err, "attention output O")
 
 	m, err = New(Params{Dim: 4, Heads: 2}, failing{})
 	require.NoError(t, err)
-	_, s, err := m.Forward(x)
+	_, s, err := m.Forward(bg, x)
 	require.NoError(t, err)
-	_, err = m.Backward(s, x)
+	_, err = m.Backward(bg, s, x)
 	assert.ErrorContains(t, err, "dQ is missing")
 }
 
@@ -350,9 +354,9 @@ func TestThroughEngine(t *testing.T) {
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(8, 8))
 	x := randTensor(t, rng, tensor.Float32, 2, 5, 8)
-	y, s, err := m.Forward(x)
+	y, s, err := m.Forward(bg, x)
 	require.NoError(t, err)
-	_, err = m.Backward(s, y)
+	_, err = m.Backward(bg, s, y)
 	require.NoError(t, err)
 	st := e.Stats()
 	var calls int64
@@ -362,3 +366,5 @@ func TestThroughEngine(t *testing.T) {
 	assert.Equal(t, int64(2), calls, "one forward and one backward")
 	assert.Zero(t, st.Copies)
 }
+
+var bg = context.Background()

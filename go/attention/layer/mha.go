@@ -8,106 +8,209 @@ import (
 	"github.com/orchard-ml/orchard/go/tensor"
 )
 
+// Mask limits the keys each query attends to, on top of Params.Causal.
+type Mask struct {
+	// KeyPadding is (B, M), row-major: true marks a key that no query attends to — the
+	// boolean key_padding_mask of PyTorch's nn.MultiheadAttention. When every row's padded
+	// keys sit at its end (and Causal is not bottom-right, whose diagonal would move), the
+	// layer passes per-batch key lengths, which fast executors skip block by block;
+	// otherwise it passes a boolean mask of shape (B, 1, N, M).
+	KeyPadding []bool
+}
+
 // Forward is self-attention: y = MHA(x, x). x is (B, T, C) in the layer's dtype; y is a new
-// (B, T, C) tensor. x is not modified; keep it unmodified until Backward.
-func (m *MultiHeadAttention) Forward(x *tensor.Tensor) (*tensor.Tensor, *Saved, error) {
-	xc, err := m.checkInput("x", x)
-	if err != nil {
-		return nil, nil, err
-	}
-	return m.forward(xc, xc, false)
+// (B, T, C) tensor. x is not modified; keep it unmodified until Backward. Cancelling ctx
+// stops the call between its steps (and inside the attention call) with an error wrapping
+// ctx.Err().
+func (m *MultiHeadAttention) Forward(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, *Saved, error) {
+	return m.ForwardMasked(ctx, x, nil, Mask{})
 }
 
 // ForwardCross is cross-attention: queries from xq (B, N, C), keys and values from
 // xkv (B, M, C); y is (B, N, C). With Causal set, the diagonal is aligned as
 // Params.Causal says (bottom-right puts the last query on the last key).
-func (m *MultiHeadAttention) ForwardCross(xq, xkv *tensor.Tensor) (*tensor.Tensor, *Saved, error) {
-	xqc, err := m.checkInput("xq", xq)
+func (m *MultiHeadAttention) ForwardCross(ctx context.Context, xq, xkv *tensor.Tensor) (*tensor.Tensor, *Saved, error) {
+	if xkv == nil {
+		return nil, nil, argErr("xkv", "must not be nil")
+	}
+	return m.ForwardMasked(ctx, xq, xkv, Mask{})
+}
+
+// ForwardMasked is Forward (xkv nil) or ForwardCross (xkv set) with a key-padding mask. A
+// query whose keys are all hidden gets a zero attention output (PyTorch gives NaN there).
+func (m *MultiHeadAttention) ForwardMasked(ctx context.Context, xq, xkv *tensor.Tensor, mask Mask) (*tensor.Tensor, *Saved, error) {
+	cross := xkv != nil
+	qArg := "x"
+	if cross {
+		qArg = "xq"
+	}
+	xqc, err := m.checkInput(qArg, xq)
 	if err != nil {
 		return nil, nil, err
 	}
-	xkvc, err := m.checkInput("xkv", xkv)
+	xkvc := xqc
+	if cross {
+		if xkvc, err = m.checkInput("xkv", xkv); err != nil {
+			return nil, nil, err
+		}
+		if xkvc.Dim(0) != xqc.Dim(0) {
+			return nil, nil, argErr("xkv", "batch %d differs from xq's %d", xkvc.Dim(0), xqc.Dim(0))
+		}
+	}
+	if ctx == nil {
+		return nil, nil, argErr("ctx", "must not be nil (use context.Background())")
+	}
+	opts, err := m.maskOptions(ctx, mask, xqc.Dim(0), xqc.Dim(1), xkvc.Dim(1))
 	if err != nil {
 		return nil, nil, err
 	}
-	if xkvc.Dim(0) != xqc.Dim(0) {
-		return nil, nil, argErr("xkv", "batch %d differs from xq's %d", xkvc.Dim(0), xqc.Dim(0))
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("layer: forward: %w", err)
 	}
-	return m.forward(xqc, xkvc, true)
+	if m.p.DType == tensor.Float64 {
+		return forward[float64](ctx, m, xqc, xkvc, cross, opts)
+	}
+	return forward[float32](ctx, m, xqc, xkvc, cross, opts)
 }
 
 // Backward inverts Forward: given dy = ∂loss/∂y (B, T, C) it returns dx (B, T, C) and ADDS
-// the parameter gradients into the gradient buffers.
-func (m *MultiHeadAttention) Backward(s *Saved, dy *tensor.Tensor) (*tensor.Tensor, error) {
+// the parameter gradients into the gradient buffers. Backward consumes s: its working
+// buffers go back to the layer for the next Forward, and a second Backward with the same s
+// is an error (as PyTorch refuses a second backward through a freed graph). After an error
+// s may be used again, and no gradient buffer has changed.
+func (m *MultiHeadAttention) Backward(ctx context.Context, s *Saved, dy *tensor.Tensor) (*tensor.Tensor, error) {
 	dy, err := m.checkSaved(s, dy, false)
 	if err != nil {
 		return nil, err
 	}
-	dx, _, err := m.backward(s, dy)
+	dx, _, err := m.backward(ctx, s, dy)
 	return dx, err
 }
 
 // BackwardCross inverts ForwardCross: given dy (B, N, C) it returns dxq (B, N, C) and
-// dxkv (B, M, C) and adds the parameter gradients into the gradient buffers.
-func (m *MultiHeadAttention) BackwardCross(s *Saved, dy *tensor.Tensor) (dxq, dxkv *tensor.Tensor, err error) {
+// dxkv (B, M, C) and adds the parameter gradients into the gradient buffers; s is consumed
+// as in Backward.
+func (m *MultiHeadAttention) BackwardCross(ctx context.Context, s *Saved, dy *tensor.Tensor) (dxq, dxkv *tensor.Tensor, err error) {
 	if dy, err = m.checkSaved(s, dy, true); err != nil {
 		return nil, nil, err
 	}
-	return m.backward(s, dy)
+	return m.backward(ctx, s, dy)
 }
 
-func (m *MultiHeadAttention) forward(xq, xkv *tensor.Tensor, cross bool) (*tensor.Tensor, *Saved, error) {
-	if m.p.DType == tensor.Float64 {
-		return forward[float64](m, xq, xkv, cross)
+func (m *MultiHeadAttention) backward(ctx context.Context, s *Saved, dy *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor, error) {
+	if ctx == nil {
+		return nil, nil, argErr("ctx", "must not be nil (use context.Background())")
 	}
-	return forward[float32](m, xq, xkv, cross)
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("layer: backward: %w", err)
+	}
+	var dxq, dxkv *tensor.Tensor
+	var err error
+	if m.p.DType == tensor.Float64 {
+		dxq, dxkv, err = backward[float64](ctx, m, s, dy)
+	} else {
+		dxq, dxkv, err = backward[float32](ctx, m, s, dy)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	s.done = true
+	m.give(s.buf)
+	s.buf = nil
+	return dxq, dxkv, nil
 }
 
-func (m *MultiHeadAttention) backward(s *Saved, dy *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor, error) {
-	if m.p.DType == tensor.Float64 {
-		return backward[float64](m, s, dy)
+// maskOptions turns a Mask into attention options for a batch of b rows of n queries and
+// mk keys, after validating it.
+func (m *MultiHeadAttention) maskOptions(ctx context.Context, mask Mask, b, n, mk int) (spec.Options, error) {
+	o := spec.Options{Causal: m.p.Causal}
+	kp := mask.KeyPadding
+	if kp == nil {
+		return o, nil
 	}
-	return backward[float32](m, s, dy)
+	if len(kp) != b*mk {
+		return o, argErr("mask.KeyPadding", "has %d elements, want B·M = %d·%d = %d", len(kp), b, mk, b*mk)
+	}
+	lens, trailing := make([]int, b), true
+	for bi := range b {
+		row := kp[bi*mk : (bi+1)*mk]
+		l := 0
+		for l < mk && !row[l] {
+			l++
+		}
+		for _, pad := range row[l:] {
+			if !pad {
+				trailing = false
+			}
+		}
+		lens[bi] = l
+	}
+	if trailing && m.p.Causal != spec.CausalBottomRight {
+		o.SeqLensK = lens
+		return o, nil
+	}
+	need := spec.MulBytes(b, n, mk)
+	if err := spec.CheckMemory(ctx, "layer: key-padding mask", need); err != nil {
+		return o, err
+	}
+	keep := make([]bool, b*n*mk) // (B, 1, N, M)
+	for bi := range b {
+		row := kp[bi*mk : (bi+1)*mk]
+		for i := range n {
+			dst := keep[(bi*n+i)*mk : (bi*n+i+1)*mk]
+			for j, pad := range row {
+				dst[j] = !pad
+			}
+		}
+	}
+	o.Mask = &spec.Mask{Kind: spec.MaskBool, Shape: [4]int{b, 1, n, mk}, Keep: keep}
+	return o, nil
 }
 
 // forward and backward below are mirrored pairs: backward's steps run in reverse order and
 // each names the forward step it inverts.
 
-func forward[T num](m *MultiHeadAttention, xq, xkv *tensor.Tensor, cross bool) (*tensor.Tensor, *Saved, error) {
+func forward[T num](ctx context.Context, m *MultiHeadAttention, xq, xkv *tensor.Tensor, cross bool, opts spec.Options) (*tensor.Tensor, *Saved, error) {
 	B, N, M, C := xq.Dim(0), xq.Dim(1), xkv.Dim(1), m.p.Dim
 	H, Hkv, Dh := m.p.Heads, m.p.KVHeads, m.dh
 	xqd, xkvd := data[T](xq), data[T](xkv) // (B·N, C), (B·M, C)
+	buf, err := m.take(ctx, B, N, M)
+	if err != nil {
+		return nil, nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			m.give(buf)
+		}
+	}()
 
 	// F1. input projections
-	q := make([]T, B*N*H*Dh) // (B·N, H·Dh)
+	q := data[T](buf.q) // (B·N, H·Dh)
 	linear(q, xqd, data[T](m.wq.value), data[T](m.bq.value), B*N, C, H*Dh)
-	k := make([]T, B*M*Hkv*Dh) // (B·M, Hkv·Dh)
+	k := data[T](buf.k) // (B·M, Hkv·Dh)
 	linear(k, xkvd, data[T](m.wk.value), data[T](m.bk.value), B*M, C, Hkv*Dh)
-	v := make([]T, B*M*Hkv*Dh) // (B·M, Hkv·Dh)
+	v := data[T](buf.v) // (B·M, Hkv·Dh)
 	linear(v, xkvd, data[T](m.wv.value), data[T](m.bv.value), B*M, C, Hkv*Dh)
 
 	// F2. split heads: (B, T, heads, Dh) → (B, heads, T, Dh)
-	Q, qd, err := alloc[T](B, H, N, Dh)
-	if err != nil {
-		return nil, nil, err
+	splitHeads(data[T](buf.Q), q, B, N, H, Dh)   // Q (B, H, N, Dh)
+	splitHeads(data[T](buf.K), k, B, M, Hkv, Dh) // K (B, Hkv, M, Dh)
+	splitHeads(data[T](buf.V), v, B, M, Hkv, Dh) // V (B, Hkv, M, Dh)
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("layer: forward: %w", err)
 	}
-	K, kd, err := alloc[T](B, Hkv, M, Dh)
-	if err != nil {
-		return nil, nil, err
-	}
-	V, vd, err := alloc[T](B, Hkv, M, Dh)
-	if err != nil {
-		return nil, nil, err
-	}
-	splitHeads(qd, q, B, N, H, Dh)
-	splitHeads(kd, k, B, M, Hkv, Dh)
-	splitHeads(vd, v, B, M, Hkv, Dh)
 
-	// F3. attention: O = softmax(Q·Kᵀ/sqrt(Dh) ∘ mask) ∘ dropout · V
-	prob := &spec.Problem{Q: Q, K: K, V: V, Options: m.options()}
-	att, err := m.attn.Forward(context.TODO(), prob, nil)
+	// F3. attention: O = softmax(Q·Kᵀ/sqrt(Dh) ∘ mask) ∘ dropout · V, written into the
+	// layer's own O (B, H, N, Dh) and L (B, H, N)
+	opts = m.dropoutOptions(opts)
+	prob := &spec.Problem{Q: buf.Q, K: buf.K, V: buf.V, Options: opts}
+	att, err := m.attn.Forward(ctx, prob, &spec.Saved{O: buf.O, L: buf.L})
 	if err != nil {
 		return nil, nil, fmt.Errorf("layer: attention forward: %w", err)
+	}
+	if att == nil {
+		return nil, nil, fmt.Errorf("layer: attention forward returned no result and no error")
 	}
 	o, err := result[T]("attention output O", att.O, B, H, N, Dh) // (B, H, N, Dh)
 	if err != nil {
@@ -115,10 +218,7 @@ func forward[T num](m *MultiHeadAttention, xq, xkv *tensor.Tensor, cross bool) (
 	}
 
 	// F4. merge heads: (B, H, N, Dh) → (B, N, H·Dh)
-	A, a, err := alloc[T](B, N, H*Dh)
-	if err != nil {
-		return nil, nil, err
-	}
+	a := data[T](buf.A)
 	mergeHeads(a, o, B, N, H, Dh)
 
 	// F5. output projection
@@ -128,32 +228,49 @@ func forward[T num](m *MultiHeadAttention, xq, xkv *tensor.Tensor, cross bool) (
 	}
 	linear(yd, a, data[T](m.wo.value), data[T](m.bo.value), B*N, H*Dh, C)
 
-	return y, &Saved{XQ: xq, XKV: xkv, Problem: prob, Attn: att, A: A, cross: cross, owner: m}, nil
+	ok = true
+	return y, &Saved{XQ: xq, XKV: xkv, Problem: prob, Attn: att, A: buf.A, cross: cross, owner: m, buf: buf}, nil
 }
 
-func backward[T num](m *MultiHeadAttention, s *Saved, dyt *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor, error) {
+func backward[T num](ctx context.Context, m *MultiHeadAttention, s *Saved, dyt *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor, error) {
 	B, N, M, C := s.XQ.Dim(0), s.XQ.Dim(1), s.XKV.Dim(1), m.p.Dim
 	H, Hkv, Dh := m.p.Heads, m.p.KVHeads, m.dh
 	xqd, xkvd := data[T](s.XQ), data[T](s.XKV) // (B·N, C), (B·M, C)
 	a := data[T](s.A)                          // (B·N, H·Dh)
 	dy := data[T](dyt)                         // (B·N, C)
-
-	// B5 inverts F5, y = a·Wo + bo:  dWo += aᵀ·dy, dbo += Σ_rows dy, da = dy·Woᵀ
-	linearBackward(m.wo, m.bo, a, dy, B*N, H*Dh, C)
-	da := make([]T, B*N*H*Dh) // (B·N, H·Dh)
-	linearInputGrad(da, dy, data[T](m.wo.value), B*N, H*Dh, C, false)
-
-	// B4 inverts F4, a = merge(O):  dO = split(da)
-	dO, dod, err := alloc[T](B, H, N, Dh)
+	buf := s.buf
+	if err := m.growBackward(ctx, buf); err != nil {
+		return nil, nil, err
+	}
+	// The outputs first, so that once a parameter gradient changes nothing can fail.
+	dxq, dxqd, err := alloc[T](B, N, C) // (B·N, C)
 	if err != nil {
 		return nil, nil, err
 	}
-	splitHeads(dod, da, B, N, H, Dh)
+	dxkv, dxkvd := dxq, dxqd // self-attention: x fed all three projections, so dx sums them
+	if s.cross {
+		if dxkv, dxkvd, err = alloc[T](B, M, C); err != nil { // (B·M, C)
+			return nil, nil, err
+		}
+	}
 
-	// B3 inverts F3, the attention call
-	g, err := m.attn.Backward(context.TODO(), s.Problem, s.Attn, dO, nil)
+	// B5 inverts F5, y = a·Wo + bo:  da = dy·Woᵀ (dWo and dbo below, once nothing can fail)
+	da := data[T](buf.q) // (B·N, H·Dh), F1's q buffer, free since F2
+	linearInputGrad(da, dy, data[T](m.wo.value), B*N, H*Dh, C, false)
+
+	// B4 inverts F4, a = merge(O):  dO = split(da)
+	splitHeads(data[T](buf.dO), da, B, N, H, Dh) // (B, H, N, Dh)
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("layer: backward: %w", err)
+	}
+
+	// B3 inverts F3, the attention call, into the layer's dQ (B, H, N, Dh), dK, dV (B, Hkv, M, Dh)
+	g, err := m.attn.Backward(ctx, s.Problem, s.Attn, buf.dO, &spec.Grads{DQ: buf.dQ, DK: buf.dK, DV: buf.dV})
 	if err != nil {
 		return nil, nil, fmt.Errorf("layer: attention backward: %w", err)
+	}
+	if g == nil {
+		return nil, nil, fmt.Errorf("layer: attention backward returned no result and no error")
 	}
 	dQ, err := result[T]("attention gradient dQ", g.DQ, B, H, N, Dh)
 	if err != nil {
@@ -168,12 +285,15 @@ func backward[T num](m *MultiHeadAttention, s *Saved, dyt *tensor.Tensor) (*tens
 		return nil, nil, err
 	}
 
+	// B5, continued:  dWo += aᵀ·dy, dbo += Σ_rows dy
+	linearBackward(m.wo, m.bo, a, dy, B*N, H*Dh, C)
+
 	// B2 inverts F2, the head split:  dq = merge(dQ), dk = merge(dK), dv = merge(dV)
-	dq := make([]T, B*N*H*Dh) // (B·N, H·Dh)
+	dq := data[T](buf.q) // (B·N, H·Dh); da is dead
 	mergeHeads(dq, dQ, B, N, H, Dh)
-	dk := make([]T, B*M*Hkv*Dh) // (B·M, Hkv·Dh)
+	dk := data[T](buf.k) // (B·M, Hkv·Dh)
 	mergeHeads(dk, dK, B, M, Hkv, Dh)
-	dv := make([]T, B*M*Hkv*Dh) // (B·M, Hkv·Dh)
+	dv := data[T](buf.v) // (B·M, Hkv·Dh)
 	mergeHeads(dv, dV, B, M, Hkv, Dh)
 
 	// B1 inverts F1, the input projections:
@@ -182,16 +302,6 @@ func backward[T num](m *MultiHeadAttention, s *Saved, dyt *tensor.Tensor) (*tens
 	linearBackward(m.wq, m.bq, xqd, dq, B*N, C, H*Dh)
 	linearBackward(m.wk, m.bk, xkvd, dk, B*M, C, Hkv*Dh)
 	linearBackward(m.wv, m.bv, xkvd, dv, B*M, C, Hkv*Dh)
-	dxq, dxqd, err := alloc[T](B, N, C) // (B·N, C)
-	if err != nil {
-		return nil, nil, err
-	}
-	dxkv, dxkvd := dxq, dxqd // self-attention: x fed all three projections, so dx sums them
-	if s.cross {
-		if dxkv, dxkvd, err = alloc[T](B, M, C); err != nil { // (B·M, C)
-			return nil, nil, err
-		}
-	}
 	linearInputGrad(dxqd, dq, data[T](m.wq.value), B*N, C, H*Dh, false)
 	linearInputGrad(dxkvd, dk, data[T](m.wk.value), B*M, C, Hkv*Dh, !s.cross)
 	linearInputGrad(dxkvd, dv, data[T](m.wv.value), B*M, C, Hkv*Dh, true)
@@ -249,6 +359,9 @@ func (m *MultiHeadAttention) checkSaved(s *Saved, dy *tensor.Tensor, cross bool)
 	}
 	if s.owner != m {
 		return nil, argErr("saved", "was made by another layer's forward")
+	}
+	if s.done {
+		return nil, argErr("saved", "was already used by a Backward, which released its buffers; run Forward again")
 	}
 	if s.cross != cross {
 		if s.cross {

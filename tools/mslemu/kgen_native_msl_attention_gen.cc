@@ -9,9 +9,28 @@ namespace mslemu_src_native_msl_attention {
 
 #include "../../native/msl/attention.metal"
 
-static const ::mslemu::fconst* const mslemu_fcs = nullptr;
+static const ::mslemu::fconst mslemu_fcs[] = {
+    {0, "attn_fc_causal", ::mslemu::fc_kind<decltype(attn_fc_causal)>(), sizeof(attn_fc_causal), ::mslemu::fc_addr(&attn_fc_causal), true},  // native/msl/attention.metal:94
+    {1, "attn_fc_window", ::mslemu::fc_kind<decltype(attn_fc_window)>(), sizeof(attn_fc_window), ::mslemu::fc_addr(&attn_fc_window), true},  // native/msl/attention.metal:95
+    {2, "attn_fc_mask_bool", ::mslemu::fc_kind<decltype(attn_fc_mask_bool)>(), sizeof(attn_fc_mask_bool), ::mslemu::fc_addr(&attn_fc_mask_bool), true},  // native/msl/attention.metal:96
+    {3, "attn_fc_mask_additive", ::mslemu::fc_kind<decltype(attn_fc_mask_additive)>(), sizeof(attn_fc_mask_additive), ::mslemu::fc_addr(&attn_fc_mask_additive), true},  // native/msl/attention.metal:97
+    {4, "attn_fc_softcap", ::mslemu::fc_kind<decltype(attn_fc_softcap)>(), sizeof(attn_fc_softcap), ::mslemu::fc_addr(&attn_fc_softcap), true},  // native/msl/attention.metal:98
+    {5, "attn_fc_dropout", ::mslemu::fc_kind<decltype(attn_fc_dropout)>(), sizeof(attn_fc_dropout), ::mslemu::fc_addr(&attn_fc_dropout), true},  // native/msl/attention.metal:99
+    {6, "attn_fc_lens_q", ::mslemu::fc_kind<decltype(attn_fc_lens_q)>(), sizeof(attn_fc_lens_q), ::mslemu::fc_addr(&attn_fc_lens_q), true},  // native/msl/attention.metal:100
+    {7, "attn_fc_lens_k", ::mslemu::fc_kind<decltype(attn_fc_lens_k)>(), sizeof(attn_fc_lens_k), ::mslemu::fc_addr(&attn_fc_lens_k), true},  // native/msl/attention.metal:101
+    {8, "attn_fc_aligned", ::mslemu::fc_kind<decltype(attn_fc_aligned)>(), sizeof(attn_fc_aligned), ::mslemu::fc_addr(&attn_fc_aligned), true},  // native/msl/attention.metal:102
+    {9, "attn_fc_vec4", ::mslemu::fc_kind<decltype(attn_fc_vec4)>(), sizeof(attn_fc_vec4), ::mslemu::fc_addr(&attn_fc_vec4), true},  // native/msl/attention.metal:103
+};
 
-// native/msl/attention.metal:715
+template <typename T> constexpr unsigned mslemu_mt_attention_bwd_delta() { return unsigned(8 * 32); }
+
+template <typename T , int BQ , int BK , int D> constexpr unsigned mslemu_mt_attention_bwd_dkdv() { return unsigned(BK / 8 * 32); }
+
+template <typename T , int BQ , int BK , int D> constexpr unsigned mslemu_mt_attention_bwd_dq() { return unsigned(BQ / 8 * 32); }
+
+template <typename T , int BQ , int BK , int D> constexpr unsigned mslemu_mt_attention_fwd() { return unsigned(BQ / 8 * 32); }
+
+// native/msl/attention.metal:1069
 extern "C" void mslemu_k_attention_bwd_delta_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_delta < bfloat >(
@@ -24,10 +43,10 @@ extern "C" void mslemu_k_attention_bwd_delta_bf16(const mslemu_thread* t, void* 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_delta_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_delta<bfloat>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:716
+// native/msl/attention.metal:1070
 extern "C" void mslemu_k_attention_bwd_delta_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_delta < half >(
@@ -40,10 +59,10 @@ extern "C" void mslemu_k_attention_bwd_delta_f16(const mslemu_thread* t, void* c
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_delta_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_delta<half>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:717
+// native/msl/attention.metal:1071
 extern "C" void mslemu_k_attention_bwd_delta_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_delta < float >(
@@ -56,10 +75,10 @@ extern "C" void mslemu_k_attention_bwd_delta_f32(const mslemu_thread* t, void* c
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_delta_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_delta<float>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:718
+// native/msl/attention.metal:1072
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 16 , 128 >(
@@ -81,10 +100,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_f16(const mslemu_thre
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d128_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 32 , 16 , 128>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:719
+// native/msl/attention.metal:1073
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 32 , 16 , 64 >(
@@ -106,10 +125,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d64_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 32 , 16 , 64>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:720
+// native/msl/attention.metal:1074
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 32 , 32 , 32 >(
@@ -131,10 +150,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d32_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 32 , 32 , 32>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:721
+// native/msl/attention.metal:1075
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 32 , 32 , 64 >(
@@ -156,10 +175,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_bf16(const mslemu_thre
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 32 , 32 , 64>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:722
+// native/msl/attention.metal:1076
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 32 , 64 >(
@@ -181,10 +200,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f16(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 32 , 32 , 64>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:723
+// native/msl/attention.metal:1077
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 128 >(
@@ -206,10 +225,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d128_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d128_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 8 , 16 , 128>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:724
+// native/msl/attention.metal:1078
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 192 >(
@@ -231,10 +250,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d192_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d192_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 8 , 16 , 192>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:725
+// native/msl/attention.metal:1079
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d256_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 256 >(
@@ -256,10 +275,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d256_f32(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d256_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 8 , 16 , 256>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:726
+// native/msl/attention.metal:1080
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 8 , 16 , 32 >(
@@ -281,10 +300,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_bf16(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 8 , 16 , 32>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:727
+// native/msl/attention.metal:1081
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 8 , 16 , 32 >(
@@ -306,10 +325,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f16(const mslemu_thread
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 8 , 16 , 32>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:728
+// native/msl/attention.metal:1082
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 32 >(
@@ -331,10 +350,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f32(const mslemu_thread
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 8 , 16 , 32>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:729
+// native/msl/attention.metal:1083
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 64 >(
@@ -356,10 +375,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d64_f32(const mslemu_thread
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d64_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 8 , 16 , 64>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:730
+// native/msl/attention.metal:1084
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 8 , 16 , 80 >(
@@ -381,10 +400,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d80_f16(const mslemu_thread
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d80_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 8 , 16 , 80>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:731
+// native/msl/attention.metal:1085
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 8 , 16 , 96 >(
@@ -406,10 +425,10 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d96_bf16(const mslemu_threa
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d96_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 8 , 16 , 96>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:732
+// native/msl/attention.metal:1086
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d128_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 16 , 32 , 128 >(
@@ -430,10 +449,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d128_f16(const mslemu_thread
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d128_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 32 , 128>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:733
+// native/msl/attention.metal:1087
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 32 , 64 >(
@@ -454,10 +473,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d64_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d64_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 32 , 64>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:734
+// native/msl/attention.metal:1088
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 128 >(
@@ -478,10 +497,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d128_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d128_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 8 , 128>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:735
+// native/msl/attention.metal:1089
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 192 >(
@@ -502,10 +521,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d192_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d192_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 8 , 192>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:736
+// native/msl/attention.metal:1090
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 256 >(
@@ -526,10 +545,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d256_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d256_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 8 , 256>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:737
+// native/msl/attention.metal:1091
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < bfloat , 16 , 8 , 32 >(
@@ -550,10 +569,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_bf16(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d32_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 8 , 32>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:738
+// native/msl/attention.metal:1092
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 16 , 8 , 32 >(
@@ -574,10 +593,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f16(const mslemu_thread* 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d32_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 8 , 32>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:739
+// native/msl/attention.metal:1093
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 32 >(
@@ -598,10 +617,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f32(const mslemu_thread* 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d32_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 8 , 32>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:740
+// native/msl/attention.metal:1094
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 64 >(
@@ -622,10 +641,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d64_f32(const mslemu_thread* 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d64_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 8 , 64>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:741
+// native/msl/attention.metal:1095
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 16 , 8 , 80 >(
@@ -646,10 +665,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d80_f16(const mslemu_thread* 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d80_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 8 , 80>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:742
+// native/msl/attention.metal:1096
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < bfloat , 16 , 8 , 96 >(
@@ -670,10 +689,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d96_bf16(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d96_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 8 , 96>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:743
+// native/msl/attention.metal:1097
 extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 32 , 32 , 32 >(
@@ -694,10 +713,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d32_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d32_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 32 , 32>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:744
+// native/msl/attention.metal:1098
 extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < bfloat , 32 , 32 , 64 >(
@@ -718,10 +737,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16(const mslemu_thread
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d64_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 32 , 32 , 64>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:745
+// native/msl/attention.metal:1099
 extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 32 , 32 , 64 >(
@@ -742,10 +761,10 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16(const mslemu_thread*
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d64_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 32 , 32 , 64>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:746
+// native/msl/attention.metal:1100
 extern "C" void mslemu_k_attention_fwd_bq16_bk32_d128_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 16 , 32 , 128 >(
@@ -764,10 +783,10 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk32_d128_f16(const mslemu_thread* t
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq16_bk32_d128_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 32 , 128>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:747
+// native/msl/attention.metal:1101
 extern "C" void mslemu_k_attention_fwd_bq16_bk32_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 32 , 64 >(
@@ -786,10 +805,10 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk32_d64_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq16_bk32_d64_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 32 , 64>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:748
+// native/msl/attention.metal:1102
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 128 >(
@@ -808,10 +827,10 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d128_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq16_bk8_d128_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 8 , 128>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:749
+// native/msl/attention.metal:1103
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 192 >(
@@ -830,10 +849,10 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d192_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq16_bk8_d192_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 8 , 192>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:750
+// native/msl/attention.metal:1104
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 256 >(
@@ -852,10 +871,10 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d256_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq16_bk8_d256_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 8 , 256>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:751
+// native/msl/attention.metal:1105
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < bfloat , 16 , 8 , 32 >(
@@ -874,10 +893,10 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_bf16(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq16_bk8_d32_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 8 , 32>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:752
+// native/msl/attention.metal:1106
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 16 , 8 , 32 >(
@@ -896,10 +915,10 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f16(const mslemu_thread* t, 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq16_bk8_d32_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 8 , 32>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:753
+// native/msl/attention.metal:1107
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 32 >(
@@ -918,10 +937,10 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f32(const mslemu_thread* t, 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq16_bk8_d32_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 8 , 32>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:754
+// native/msl/attention.metal:1108
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 64 >(
@@ -940,10 +959,10 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d64_f32(const mslemu_thread* t, 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq16_bk8_d64_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 8 , 64>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:755
+// native/msl/attention.metal:1109
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 16 , 8 , 80 >(
@@ -962,10 +981,10 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d80_f16(const mslemu_thread* t, 
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq16_bk8_d80_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 8 , 80>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:756
+// native/msl/attention.metal:1110
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < bfloat , 16 , 8 , 96 >(
@@ -984,10 +1003,10 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk8_d96_bf16(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq16_bk8_d96_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 8 , 96>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:757
+// native/msl/attention.metal:1111
 extern "C" void mslemu_k_attention_fwd_bq32_bk64_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 32 , 64 , 32 >(
@@ -1006,10 +1025,10 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk64_d32_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq32_bk64_d32_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 64 , 32>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:758
+// native/msl/attention.metal:1112
 extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < bfloat , 32 , 64 , 64 >(
@@ -1028,10 +1047,10 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_bf16(const mslemu_thread* t
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq32_bk64_d64_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 64 , 64>(), mslemu_fcs, 10);
 }
 
-// native/msl/attention.metal:759
+// native/msl/attention.metal:1113
 extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 32 , 64 , 64 >(
@@ -1050,7 +1069,7 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_f16(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
 extern "C" int mslemu_p_attention_fwd_bq32_bk64_d64_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, 0u, mslemu_fcs, 0);
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 32 , 64 , 64>(), mslemu_fcs, 10);
 }
 
 }  // namespace mslemu_src_native_msl_attention

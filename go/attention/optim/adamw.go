@@ -23,6 +23,11 @@ type AdamWParams struct {
 	Beta2       float64 // second-moment decay, in [0, 1)
 	Eps         float64 // added to sqrt(v̂), finite and > 0
 	WeightDecay float64 // decoupled decay λ: θ ← θ − lr·λ·θ, finite and ≥ 0
+	// RefuseNonFinite makes Step check every gradient first and, when one holds NaN or
+	// ±Inf, return a *NonFiniteError and change nothing (parameters and moments). Without
+	// it a non-finite gradient is applied as PyTorch applies it: the parameter and its
+	// moments become NaN for good.
+	RefuseNonFinite bool
 }
 
 // DefaultAdamW returns PyTorch's AdamW defaults with learning rate lr:
@@ -88,8 +93,9 @@ func (a *AdamW) Steps(value *tensor.Tensor) int {
 	return 0
 }
 
-// Step updates every parameter from its gradient. It checks all of them first: on an
-// error no parameter has changed. Gradients are read, not cleared; call ZeroGrad.
+// Step updates every parameter from its gradient. It checks all of them first (and, with
+// RefuseNonFinite, that every gradient is finite): on an error no parameter has changed.
+// Gradients are read, not cleared; call ZeroGrad.
 func (a *AdamW) Step(params []Param) error {
 	seen := make(map[*tensor.Tensor]string, len(params))
 	for i, p := range params {
@@ -102,6 +108,11 @@ func (a *AdamW) Step(params []Param) error {
 		seen[p.Value] = p.Name
 		if s, ok := a.state[p.Value]; ok && len(s.m) != p.Value.Len() {
 			return argErr(paramArg(i, p, "Value"), "has %d elements, but its optimizer state has %d", p.Value.Len(), len(s.m))
+		}
+	}
+	if a.p.RefuseNonFinite {
+		if err := CheckFinite(params); err != nil {
+			return err
 		}
 	}
 	for _, p := range params {
@@ -126,6 +137,48 @@ func (a *AdamW) Step(params []Param) error {
 			update(a.p, decay, s, val, grad)
 		}
 	}
+	return nil
+}
+
+// State is one parameter's AdamW state: how many updates it has had and its moment
+// estimates, for checkpoints.
+type State struct {
+	Step int       // updates so far, ≥ 1
+	M, V []float64 // first and second moments, one per element of the parameter
+}
+
+// State returns a copy of value's state; ok is false for a tensor Step has not updated.
+func (a *AdamW) State(value *tensor.Tensor) (s State, ok bool) {
+	m, ok := a.state[value]
+	if !ok {
+		return State{}, false
+	}
+	return State{Step: m.step, M: append([]float64(nil), m.m...), V: append([]float64(nil), m.v...)}, true
+}
+
+// SetState replaces value's state with a copy of s, to resume from a checkpoint: the next
+// Step continues as if this optimizer had made s.Step updates. M and V need value.Len()
+// elements each, finite, V ≥ 0; Step ≥ 1.
+func (a *AdamW) SetState(value *tensor.Tensor, s State) error {
+	switch {
+	case value == nil:
+		return argErr("value", "must not be nil")
+	case s.Step < 1:
+		return argErr("State.Step", "is %d; must be ≥ 1", s.Step)
+	case len(s.M) != value.Len():
+		return argErr("State.M", "has %d elements, want value's %d", len(s.M), value.Len())
+	case len(s.V) != value.Len():
+		return argErr("State.V", "has %d elements, want value's %d", len(s.V), value.Len())
+	}
+	for i := range s.M {
+		if m := s.M[i]; math.IsNaN(m) || math.IsInf(m, 0) {
+			return argErr("State.M", "element %d is %v; moments must be finite", i, m)
+		}
+		if v := s.V[i]; math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			return argErr("State.V", "element %d is %v; must be finite and ≥ 0", i, v)
+		}
+	}
+	a.state[value] = &moments{step: s.Step, m: append([]float64(nil), s.M...), v: append([]float64(nil), s.V...)}
 	return nil
 }
 
@@ -162,22 +215,6 @@ func ZeroGrad(params []Param) error {
 		}
 	}
 	return nil
-}
-
-// GradNorm returns the Euclidean norm of all gradients together (for logging and
-// clipping decisions).
-func GradNorm(params []Param) (float64, error) {
-	var ss float64
-	for i, p := range params {
-		if err := checkParam(i, p); err != nil {
-			return 0, err
-		}
-		g, _ := p.Grad.ToFloat64s()
-		for _, x := range g {
-			ss += x * x
-		}
-	}
-	return math.Sqrt(ss), nil
 }
 
 func checkParam(i int, p Param) error {

@@ -22,6 +22,14 @@
 //
 // Key padding (nn.MultiheadAttention's key_padding_mask) is a Mask passed to
 // ForwardMasked. A query whose keys are all hidden gets zero output, where PyTorch gives NaN.
+//
+// Weights load from and save to safetensors files (package safetensors) in PyTorch's two
+// naming schemes, nn.MultiheadAttention's in_proj_weight/out_proj and the separate
+// q_proj/k_proj/v_proj/o_proj of Hugging Face models (with GQA): Load, LoadFile, Tensors,
+// SaveFile, GradTensors, DetectNaming. File dtypes float32, float16, bfloat16 and float64
+// are converted to the layer's on load; the stored dtype is named on save. The tests hold
+// the layer against PyTorch's autograd on references written by
+// tools/interop/torch_mha_reference.py; docs/PYTORCH.md maps PyTorch's arguments.
 
 // Dropout on the attention probabilities is drawn from the Philox stream of package
 // philox, keyed by a seed fixed at construction and an offset the layer advances on every

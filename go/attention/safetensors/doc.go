@@ -13,7 +13,7 @@
 // and the tensors asked for), refuses before allocating anything larger than the file or
 // a header over MaxHeaderBytes, and reports every broken rule as an *Error that names the
 // tensor and wraps one of a few sentinels (ErrMalformed, ErrTruncated, ErrHeaderTooLarge,
-// ErrMissing, ErrShape, ErrDType), so callers can tell a missing tensor from a corrupt
+// ErrMissing, ErrShape, ErrDType, and ErrUnexpected for loaders), so callers can tell a missing tensor from a corrupt
 // file with errors.Is.
 //
 // The header rules are the format's: a JSON object whose keys are unique tensor names

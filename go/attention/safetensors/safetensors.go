@@ -24,6 +24,9 @@ var (
 	ErrMissing        = errors.New("safetensors: tensor missing")
 	ErrShape          = errors.New("safetensors: wrong shape")
 	ErrDType          = errors.New("safetensors: unsupported dtype")
+	// ErrUnexpected: a loader found a tensor it has no place for (a bias for a layer
+	// without biases, say), which usually means the wrong naming scheme or model.
+	ErrUnexpected = errors.New("safetensors: unexpected tensor")
 )
 
 // Error is every error this package returns about a file's content.

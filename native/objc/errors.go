@@ -31,6 +31,13 @@ var (
 	ErrInvalid = errors.New("invalid argument")
 	// ErrClosed: the handle (or one it uses) was closed.
 	ErrClosed = errors.New("handle is closed")
+	// ErrDeviceLost: the GPU was removed, or this process's access to it was revoked or
+	// is not permitted (MTLCommandBufferErrorDeviceRemoved, AccessRevoked, NotPermitted).
+	// Nothing on that device will work again in this process.
+	ErrDeviceLost = errors.New("device lost")
+	// ErrTimeout: a command buffer did not complete within the queue's wait limit. It
+	// may still be running and still holds the buffers it uses.
+	ErrTimeout = errors.New("command buffer timed out")
 )
 
 // kindError is a sentinel that also matches a broader one.
@@ -75,6 +82,8 @@ const (
 	codeCommand
 	codeEncode
 	codeInvalid
+	codeDeviceLost
+	codeTimeout
 )
 
 // kindOf maps a shim result code to its sentinel.
@@ -96,6 +105,10 @@ func kindOf(code int) error {
 		return ErrEncode
 	case codeInvalid:
 		return ErrInvalid
+	case codeDeviceLost:
+		return ErrDeviceLost
+	case codeTimeout:
+		return ErrTimeout
 	}
 	return fmt.Errorf("unknown shim result code %d", code)
 }

@@ -3,7 +3,7 @@
 package metalrt
 
 /*
-#cgo CFLAGS: -x objective-c -fobjc-arc -Werror -mmacosx-version-min=12.0
+#cgo CFLAGS: -x objective-c -fobjc-arc
 #cgo LDFLAGS: -framework Metal -framework Foundation -framework CoreGraphics
 #include <stdlib.h>
 #include "shim.h"
@@ -13,6 +13,8 @@ import "C"
 import (
 	"runtime"
 	"slices"
+	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -28,6 +30,8 @@ var (
 	_ = [1]struct{}{}[codeCommand-C.MR_ERR_COMMAND]
 	_ = [1]struct{}{}[codeEncode-C.MR_ERR_ENCODE]
 	_ = [1]struct{}{}[codeInvalid-C.MR_ERR_INVALID]
+	_ = [1]struct{}{}[codeDeviceLost-C.MR_ERR_DEVICE_LOST]
+	_ = [1]struct{}{}[codeTimeout-C.MR_ERR_TIMEOUT]
 	_ = [1]struct{}{}[int(Shared)-C.MR_SHARED]
 	_ = [1]struct{}{}[int(Private)-C.MR_PRIVATE]
 	_ = [1]struct{}{}[int(Managed)-C.MR_MANAGED]
@@ -78,24 +82,89 @@ func release(ref *C.mr_ref, c *runtime.Cleanup) {
 // Device is a Metal GPU (id<MTLDevice>). Its methods are safe for concurrent
 // use; Close must not run concurrently with them.
 type Device struct {
-	ref     C.mr_ref
-	cleanup runtime.Cleanup
-	name    string
-	maxTG   int
-	unified bool
+	ref        C.mr_ref
+	cleanup    runtime.Cleanup
+	name       string
+	maxTG      int
+	unified    bool
+	registryID uint64
+	maxBuffer  int64
+	workingSet int64
+	faults     *faults
 }
 
 func newDevice(ref C.mr_ref) *Device {
 	name := C.mr_device_name(ref)
 	d := &Device{
-		ref:     ref,
-		name:    C.GoString(name),
-		maxTG:   int(C.mr_device_max_threadgroup_memory(ref)),
-		unified: C.mr_device_has_unified_memory(ref) != 0,
+		ref:        ref,
+		name:       C.GoString(name),
+		maxTG:      int(C.mr_device_max_threadgroup_memory(ref)),
+		unified:    C.mr_device_has_unified_memory(ref) != 0,
+		registryID: uint64(C.mr_device_registry_id(ref)),
+		maxBuffer:  clampInt64(uint64(C.mr_device_max_buffer_length(ref))),
+		workingSet: clampInt64(uint64(C.mr_device_recommended_working_set(ref))),
+		faults:     &faults{},
 	}
 	C.free(unsafe.Pointer(name))
 	d.cleanup = track(d, ref)
 	return d
+}
+
+func clampInt64(v uint64) int64 {
+	if v > 1<<63-1 {
+		return 1<<63 - 1
+	}
+	return int64(v)
+}
+
+var osVersion = sync.OnceValue(func() OSVersion {
+	var major, minor, patch C.int
+	C.mr_os_version(&major, &minor, &patch)
+	return OSVersion{Major: int(major), Minor: int(minor), Patch: int(patch)}
+})
+
+// SystemVersion is the running macOS version (NSProcessInfo operatingSystemVersion).
+func SystemVersion() (OSVersion, error) { return osVersion(), nil }
+
+// SetFaultHook installs h (nil removes it) on the device and on every queue, library and
+// buffer made from it, before or after the call: a test hook that makes the shim fail on
+// purpose (see Fault). Safe to call concurrently with other methods.
+func (d *Device) SetFaultHook(h FaultHook) {
+	if d == nil {
+		return
+	}
+	if h == nil {
+		d.faults.hook.Store(nil)
+		return
+	}
+	d.faults.hook.Store(&h)
+}
+
+// RegistryID identifies the GPU across Device values and processes (registryID): two
+// Devices with the same RegistryID are the same GPU, and a buffer of one can be used
+// with the other.
+func (d *Device) RegistryID() uint64 {
+	if d == nil {
+		return 0
+	}
+	return d.registryID
+}
+
+// MaxBufferLength is the largest buffer the device allocates, in bytes (maxBufferLength).
+func (d *Device) MaxBufferLength() int64 {
+	if d == nil {
+		return 0
+	}
+	return d.maxBuffer
+}
+
+// RecommendedWorkingSet is the memory the device can use without hurting performance,
+// in bytes (recommendedMaxWorkingSetSize).
+func (d *Device) RecommendedWorkingSet() int64 {
+	if d == nil {
+		return 0
+	}
+	return d.workingSet
 }
 
 // DeviceNames lists the names of the system's Metal devices (MTLCopyAllDevices).
@@ -160,7 +229,9 @@ func (d *Device) Supports(f Family) bool {
 	if d == nil || d.ref == nil {
 		return false
 	}
-	return C.mr_device_supports_family(d.ref, C.int64_t(f)) != 0
+	ok := C.mr_device_supports_family(d.ref, C.int64_t(f)) != 0
+	runtime.KeepAlive(d)
+	return ok
 }
 
 // Families returns the known families the device supports, Apple families
@@ -211,20 +282,40 @@ type Queue struct {
 	ref     C.mr_ref
 	cleanup runtime.Cleanup
 	maxTG   int
+	faults  *faults
+	waitNS  atomicDuration
 }
 
-// NewQueue creates a command queue (newCommandQueue).
+// NewQueue creates a command queue (newCommandQueue). Its wait limit is
+// DefaultWaitLimit.
 func (d *Device) NewQueue() (*Queue, error) {
-	if err := d.check("NewQueue"); err != nil {
+	if err := d.check(OpNewQueue); err != nil {
 		return nil, err
 	}
-	ref, _, err := take("NewQueue", C.mr_queue_new(d.ref))
+	ref, _, err := take(OpNewQueue, C.mr_queue_new(d.ref, C.int(d.faults.code(OpNewQueue))))
+	runtime.KeepAlive(d)
 	if err != nil {
 		return nil, err
 	}
-	q := &Queue{ref: ref, maxTG: d.maxTG}
+	q := &Queue{ref: ref, maxTG: d.maxTG, faults: d.faults}
+	q.waitNS.Store(DefaultWaitLimit)
 	q.cleanup = track(q, ref)
 	return q, nil
+}
+
+// SetWaitLimit bounds how long Run waits for a command buffer; 0 means no limit.
+func (q *Queue) SetWaitLimit(d time.Duration) {
+	if q != nil {
+		q.waitNS.Store(max(d, 0))
+	}
+}
+
+// WaitLimit is the current wait limit (0: none).
+func (q *Queue) WaitLimit() time.Duration {
+	if q == nil {
+		return 0
+	}
+	return q.waitNS.Load()
 }
 
 // Close releases the queue; nil-safe and idempotent.
@@ -235,13 +326,16 @@ func (q *Queue) Close() error {
 	return nil
 }
 
-// Run encodes cmds into one command buffer, commits it, waits for it and
-// returns its error (an *Error wrapping ErrCommandBuffer or ErrOutOfMemory when
-// the command buffer's status is MTLCommandBufferStatusError). Every command is
-// checked first; an invalid one returns an error wrapping ErrInvalid (or
-// ErrClosed) and nothing runs.
+// Run encodes cmds into one command buffer, commits it, waits for it (at most
+// the wait limit) and returns its error: an *Error wrapping ErrDeviceLost
+// (device removed, access revoked or not permitted), ErrOutOfMemory or
+// ErrCommandBuffer when the command buffer's status is
+// MTLCommandBufferStatusError, ErrTimeout when the wait limit passed first (the
+// command buffer may still be running and still uses its buffers: do not reuse
+// them). Every command is checked first; an invalid one returns an error
+// wrapping ErrInvalid (or ErrClosed) and nothing runs.
 func (q *Queue) Run(cmds ...Command) error {
-	const op = "Queue.Run"
+	const op = OpRun
 	if q == nil || q.ref == nil {
 		return newError(op, ErrClosed, "queue is nil or closed")
 	}
@@ -291,9 +385,12 @@ func (q *Queue) Run(cmds ...Command) error {
 	if len(e.arena) > 0 {
 		arena = (*C.uint8_t)(unsafe.Pointer(&e.arena[0]))
 	}
-	r := C.mr_queue_run(q.ref, &ccmds[0], C.size_t(len(ccmds)), &cbufs[0], &cbytes[0], arena, &ctgs[0])
-	// Keep every handle the commands name alive until the GPU is done with
-	// them (the shim waits), even if the caller dropped its last reference.
+	r := C.mr_queue_run(q.ref, &ccmds[0], C.size_t(len(ccmds)), &cbufs[0], &cbytes[0], arena, &ctgs[0],
+		C.uint64_t(q.waitNS.Load()), C.int(q.faults.code(op)))
+	// Keep the queue and every handle the commands name alive until the shim
+	// returns, even if the caller dropped its last reference: their cleanups
+	// would otherwise release them while the shim uses them.
+	runtime.KeepAlive(q)
 	runtime.KeepAlive(cmds)
 	runtime.KeepAlive(e)
 	_, _, err = take(op, r)
@@ -308,12 +405,29 @@ type Buffer struct {
 	cleanup  runtime.Cleanup
 	info     bufferInfo
 	contents unsafe.Pointer // nil for Private
+	device   uint64         // the device's RegistryID
+	noCopy   bool
 }
 
 // NewBuffer allocates n zeroed bytes in the given storage mode
 // (newBufferWithLength:options:). Metal may round the length up; Len reports it.
 func (d *Device) NewBuffer(n int, mode StorageMode) (*Buffer, error) {
-	const op = "NewBuffer"
+	return d.newBuffer(OpNewBuffer, n, mode)
+}
+
+// NewBufferNoCopy allocates n zeroed bytes of host memory, outside the Go heap, and
+// hands them to Metal without a copy (newBufferWithBytesNoCopy:length:options:
+// deallocator:): the shim mmaps whole pages (so Len is n rounded up to the page size),
+// and the buffer's deallocator unmaps them when Metal destroys the buffer, after Close
+// and after the last command buffer that uses it. mode is Shared or Managed.
+func (d *Device) NewBufferNoCopy(n int, mode StorageMode) (*Buffer, error) {
+	if mode == Private {
+		return nil, newError(OpNewBufferNoCopy, ErrInvalid, "a no-copy buffer is host memory: shared or managed, not private")
+	}
+	return d.newBuffer(OpNewBufferNoCopy, n, mode)
+}
+
+func (d *Device) newBuffer(op string, n int, mode StorageMode) (*Buffer, error) {
 	if err := d.check(op); err != nil {
 		return nil, err
 	}
@@ -323,17 +437,37 @@ func (d *Device) NewBuffer(n int, mode StorageMode) (*Buffer, error) {
 	if !mode.valid() {
 		return nil, newError(op, ErrInvalid, "unknown storage mode %d", int(mode))
 	}
-	ref, _, err := take(op, C.mr_buffer_new(d.ref, C.size_t(n), C.int(mode)))
+	fault := C.int(d.faults.code(op))
+	var r C.mr_result
+	if op == OpNewBufferNoCopy {
+		r = C.mr_buffer_new_nocopy(d.ref, C.size_t(n), C.int(mode), fault)
+	} else {
+		r = C.mr_buffer_new(d.ref, C.size_t(n), C.int(mode), fault)
+	}
+	runtime.KeepAlive(d)
+	ref, _, err := take(op, r)
 	if err != nil {
 		return nil, err
 	}
-	b := &Buffer{ref: ref, info: bufferInfo{length: int(C.mr_buffer_length(ref)), mode: mode}}
+	b := &Buffer{ref: ref, info: bufferInfo{length: int(C.mr_buffer_length(ref)), mode: mode}, device: d.registryID, noCopy: op == OpNewBufferNoCopy}
 	if mode.HostVisible() {
 		b.contents = C.mr_buffer_contents(ref)
 	}
 	b.cleanup = track(b, ref)
 	return b, nil
 }
+
+// DeviceID is the RegistryID of the device the buffer belongs to.
+func (b *Buffer) DeviceID() uint64 {
+	if b == nil {
+		return 0
+	}
+	return b.device
+}
+
+// NoCopy reports whether the buffer wraps host memory the shim allocated
+// (NewBufferNoCopy).
+func (b *Buffer) NoCopy() bool { return b != nil && b.noCopy }
 
 // Len is the buffer's length in bytes; 0 after Close.
 func (b *Buffer) Len() int {
@@ -351,8 +485,12 @@ func (b *Buffer) Mode() StorageMode {
 	return b.info.mode
 }
 
-// Bytes returns the CPU view of a Shared or Managed buffer (contents), valid
-// until Close; nil for Private buffers and after Close. Do not touch it while a
+// Bytes returns the CPU view of a Shared or Managed buffer (contents); nil for
+// Private buffers and after Close. The slice points into Metal's memory, which
+// the Go garbage collector does not know about: it is valid only while the
+// *Buffer is reachable and open. Keep the *Buffer (or a value holding it, such
+// as a tensor storage) alive for as long as the slice is used; once the buffer
+// is closed or collected, the memory may be unmapped. Do not touch it while a
 // command buffer that writes the buffer runs.
 func (b *Buffer) Bytes() []byte {
 	if b == nil || b.ref == nil || b.contents == nil {
@@ -373,6 +511,7 @@ func (b *Buffer) DidModify(off, n int) error {
 	}
 	if b.info.mode == Managed && n > 0 {
 		C.mr_buffer_did_modify(b.ref, C.size_t(off), C.size_t(n))
+		runtime.KeepAlive(b)
 	}
 	return nil
 }
@@ -396,6 +535,7 @@ type Library struct {
 	ref      C.mr_ref
 	cleanup  runtime.Cleanup
 	warnings string
+	faults   *faults
 }
 
 // NewLibrary compiles Metal Shading Language source
@@ -403,7 +543,7 @@ type Library struct {
 // source must be self-contained. A compile error wraps ErrCompile and carries
 // the compiler's message.
 func (d *Device) NewLibrary(source string, opts CompileOptions) (*Library, error) {
-	const op = "NewLibrary"
+	const op = OpNewLibrary
 	if err := d.check(op); err != nil {
 		return nil, err
 	}
@@ -442,13 +582,15 @@ func (d *Device) NewLibrary(source string, opts CompileOptions) (*Library, error
 	// The source is passed for the call's duration only; the shim copies it
 	// into an NSString.
 	src := (*C.char)(unsafe.Pointer(unsafe.StringData(source)))
-	r := C.mr_library_from_source(d.ref, src, C.size_t(len(source)), C.uint32_t(lang), C.int(opts.Math), names, values, C.size_t(len(keys)))
+	r := C.mr_library_from_source(d.ref, src, C.size_t(len(source)), C.uint32_t(lang), C.int(opts.Math), names, values, C.size_t(len(keys)),
+		C.int(d.faults.code(op)))
 	runtime.KeepAlive(source)
+	runtime.KeepAlive(d)
 	ref, warnings, err := take(op, r)
 	if err != nil {
 		return nil, err
 	}
-	l := &Library{ref: ref, warnings: warnings}
+	l := &Library{ref: ref, warnings: warnings, faults: d.faults}
 	l.cleanup = track(l, ref)
 	return l, nil
 }
@@ -456,19 +598,20 @@ func (d *Device) NewLibrary(source string, opts CompileOptions) (*Library, error
 // NewLibraryFromData loads a precompiled metallib (newLibraryWithData:error:).
 // The bytes are copied; data may be reused afterwards.
 func (d *Device) NewLibraryFromData(data []byte) (*Library, error) {
-	const op = "NewLibraryFromData"
+	const op = OpNewLibraryFromData
 	if err := d.check(op); err != nil {
 		return nil, err
 	}
 	if len(data) == 0 {
 		return nil, newError(op, ErrInvalid, "metallib data is empty")
 	}
-	ref, _, err := take(op, C.mr_library_from_data(d.ref, unsafe.Pointer(&data[0]), C.size_t(len(data))))
+	ref, _, err := take(op, C.mr_library_from_data(d.ref, unsafe.Pointer(&data[0]), C.size_t(len(data)), C.int(d.faults.code(op))))
 	runtime.KeepAlive(data)
+	runtime.KeepAlive(d)
 	if err != nil {
 		return nil, err
 	}
-	l := &Library{ref: ref}
+	l := &Library{ref: ref, faults: d.faults}
 	l.cleanup = track(l, ref)
 	return l, nil
 }
@@ -499,16 +642,39 @@ type Function struct {
 // Function looks a function up by name (newFunctionWithName:); a missing one
 // wraps ErrFunctionNotFound.
 func (l *Library) Function(name string) (*Function, error) {
-	const op = "Library.Function"
+	return l.SpecializedFunction(name, nil)
+}
+
+// SpecializedFunction looks a function up by name and specialises it on the given
+// boolean function constants (newFunctionWithName:constantValues:error:); with no
+// constants it is Function. A missing function, or constants the function cannot take,
+// wrap ErrFunctionNotFound with Metal's message.
+func (l *Library) SpecializedFunction(name string, constants []BoolConstant) (*Function, error) {
+	const op = OpFunction
 	if l == nil || l.ref == nil {
 		return nil, newError(op, ErrClosed, "library is nil or closed")
 	}
 	if name == "" {
 		return nil, newError(op, ErrInvalid, "name is empty")
 	}
+	n := len(constants)
+	idx := make([]C.uint32_t, n+1) // +1: never empty, so &idx[0] is valid
+	val := make([]C.uint8_t, n+1)
+	for i, c := range constants {
+		if c.Index < 0 || c.Index > 0xffff {
+			return nil, newError(op, ErrInvalid, "function constant index %d is outside [0, 65535]", c.Index)
+		}
+		idx[i] = C.uint32_t(c.Index)
+		if c.Value {
+			val[i] = 1
+		}
+	}
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	ref, _, err := take(op, C.mr_function_new(l.ref, cname))
+	// idx and val hold only integers: within cgo's pointer rules; the shim copies
+	// them into MTLFunctionConstantValues before returning.
+	ref, _, err := take(op, C.mr_function_new(l.ref, cname, &idx[0], &val[0], C.size_t(n), C.int(l.faults.code(op))))
+	runtime.KeepAlive(l)
 	if err != nil {
 		return nil, err
 	}
@@ -545,14 +711,16 @@ type Pipeline struct {
 // NewPipeline creates a compute pipeline from a function
 // (newComputePipelineStateWithFunction:error:); a failure wraps ErrPipeline.
 func (d *Device) NewPipeline(f *Function) (*Pipeline, error) {
-	const op = "NewPipeline"
+	const op = OpNewPipeline
 	if err := d.check(op); err != nil {
 		return nil, err
 	}
 	if f == nil || f.ref == nil {
 		return nil, newError(op, ErrClosed, "function is nil or closed")
 	}
-	ref, _, err := take(op, C.mr_pipeline_new(d.ref, f.ref))
+	ref, _, err := take(op, C.mr_pipeline_new(d.ref, f.ref, C.int(d.faults.code(op))))
+	runtime.KeepAlive(d)
+	runtime.KeepAlive(f)
 	if err != nil {
 		err.(*Error).Detail = f.name + ": " + err.(*Error).Detail
 		return nil, err

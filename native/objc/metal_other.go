@@ -2,6 +2,8 @@
 
 package metalrt
 
+import "time"
+
 // This file stands in for metal_darwin.go where Metal cannot be used: another
 // system, or darwin built with CGO_ENABLED=0. The API is the same; every
 // constructor fails with an error wrapping ErrUnavailable, and the handle types
@@ -65,6 +67,26 @@ func (d *Device) NewPipeline(f *Function) (*Pipeline, error) {
 // Close does nothing.
 func (d *Device) Close() error { return nil }
 
+// SystemVersion fails with ErrUnavailable.
+func SystemVersion() (OSVersion, error) { return OSVersion{}, unavailable("SystemVersion") }
+
+// SetFaultHook does nothing: no device exists in this build.
+func (d *Device) SetFaultHook(FaultHook) {}
+
+// RegistryID returns 0.
+func (d *Device) RegistryID() uint64 { return 0 }
+
+// MaxBufferLength returns 0.
+func (d *Device) MaxBufferLength() int64 { return 0 }
+
+// RecommendedWorkingSet returns 0.
+func (d *Device) RecommendedWorkingSet() int64 { return 0 }
+
+// NewBufferNoCopy fails with ErrUnavailable.
+func (d *Device) NewBufferNoCopy(n int, mode StorageMode) (*Buffer, error) {
+	return nil, unavailable("NewBufferNoCopy")
+}
+
 // Queue is a command queue; none exists in this build.
 type Queue struct {
 	maxTG int
@@ -85,6 +107,12 @@ func (q *Queue) Run(cmds ...Command) error {
 
 // Close does nothing.
 func (q *Queue) Close() error { return nil }
+
+// SetWaitLimit does nothing in this build.
+func (q *Queue) SetWaitLimit(time.Duration) {}
+
+// WaitLimit returns 0.
+func (q *Queue) WaitLimit() time.Duration { return 0 }
 
 // Buffer is GPU memory; in this build only tests make them, to exercise
 // command validation.
@@ -116,6 +144,12 @@ func (b *Buffer) DidModify(off, n int) error { return unavailable("Buffer.DidMod
 
 func (b *Buffer) closed() bool { return false }
 
+// DeviceID returns 0.
+func (b *Buffer) DeviceID() uint64 { return 0 }
+
+// NoCopy returns false.
+func (b *Buffer) NoCopy() bool { return false }
+
 // Close does nothing.
 func (b *Buffer) Close() error { return nil }
 
@@ -125,6 +159,11 @@ type Library struct{}
 // Function fails with ErrUnavailable.
 func (l *Library) Function(name string) (*Function, error) {
 	return nil, unavailable("Library.Function")
+}
+
+// SpecializedFunction fails with ErrUnavailable.
+func (l *Library) SpecializedFunction(name string, constants []BoolConstant) (*Function, error) {
+	return nil, unavailable("Library.SpecializedFunction")
 }
 
 // Warnings returns "".

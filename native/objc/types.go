@@ -1,6 +1,10 @@
 package metalrt
 
-import "fmt"
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+)
 
 // StorageMode is where a buffer lives (MTLResourceStorageMode*).
 type StorageMode int
@@ -236,3 +240,33 @@ type pipelineInfo struct {
 	executionWidth    int // threadExecutionWidth
 	staticThreadgroup int // staticThreadgroupMemoryLength
 }
+
+// DefaultWaitLimit is how long Queue.Run waits for a command buffer unless
+// SetWaitLimit says otherwise. Orchard's largest calls take seconds; a command
+// buffer still running after a minute means a hung GPU, and Metal's own
+// watchdog would have stopped it well before.
+const DefaultWaitLimit = time.Minute
+
+type atomicDuration struct{ v atomic.Int64 }
+
+func (a *atomicDuration) Load() time.Duration   { return time.Duration(a.v.Load()) }
+func (a *atomicDuration) Store(d time.Duration) { a.v.Store(int64(d)) }
+
+// BoolConstant is a boolean function constant: the value of the MSL declaration
+// `constant bool name [[function_constant(Index)]]`.
+type BoolConstant struct {
+	Index int
+	Value bool
+}
+
+// OSVersion is a macOS version.
+type OSVersion struct {
+	Major, Minor, Patch int
+}
+
+// AtLeast reports whether v is major.minor or later.
+func (v OSVersion) AtLeast(major, minor int) bool {
+	return v.Major > major || v.Major == major && v.Minor >= minor
+}
+
+func (v OSVersion) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch) }

@@ -37,10 +37,18 @@ __attribute__((objc_root_class))
 + (instancetype)stringWithUTF8String:(const char *)s;
 - (instancetype)initWithBytes:(const void *)bytes length:(NSUInteger)len encoding:(NSUInteger)encoding;
 - (BOOL)isEqualToString:(NSString *)s;
+- (NSString *)stringByAppendingFormat:(NSString *)format, ... __attribute__((format(__NSString__, 1, 2)));
 @end
 #define NSUTF8StringEncoding 4
 typedef NSString *NSErrorDomain;
+@interface NSDictionary<KeyType, ObjectType> : NSObject
+- (ObjectType)objectForKey:(KeyType)key;
++ (instancetype)dictionaryWithObjects:(const ObjectType _Nonnull[])objects forKeys:(const KeyType _Nonnull[])keys count:(NSUInteger)cnt;
+@end
+extern NSString *const NSLocalizedDescriptionKey;
 @interface NSError : NSObject
++ (instancetype)errorWithDomain:(NSErrorDomain)domain code:(NSInteger)code userInfo:(NSDictionary<NSString *, id> *)dict;
+@property(readonly, copy) NSDictionary<NSString *, id> *userInfo;
 @property(readonly, copy) NSString *localizedDescription;
 @property(readonly, copy) NSErrorDomain domain;
 @property(readonly) NSInteger code;
@@ -49,11 +57,13 @@ typedef NSString *NSErrorDomain;
 @property(readonly, copy) NSString *name;
 @property(readonly, copy) NSString *reason;
 @end
-@interface NSArray<ObjectType> : NSObject
+typedef struct { unsigned long state; id __unsafe_unretained *itemsPtr; unsigned long *mutationsPtr; unsigned long extra[5]; } NSFastEnumerationState;
+@protocol NSFastEnumeration
+- (NSUInteger)countByEnumeratingWithState:(NSFastEnumerationState *)state objects:(id __unsafe_unretained _Nonnull[])buffer count:(NSUInteger)len;
+@end
+@interface NSArray<ObjectType> : NSObject <NSFastEnumeration>
 @property(readonly) NSUInteger count;
 - (ObjectType)objectAtIndexedSubscript:(NSUInteger)idx;
-@end
-@interface NSDictionary<KeyType, ObjectType> : NSObject
 @end
 @interface NSMutableDictionary<KeyType, ObjectType> : NSDictionary<KeyType, ObjectType>
 + (instancetype)dictionaryWithCapacity:(NSUInteger)numItems;
@@ -66,6 +76,21 @@ typedef NSString *NSErrorDomain;
 typedef NSObject<OS_dispatch_data> *dispatch_data_t;
 typedef NSObject<OS_dispatch_queue> *dispatch_queue_t;
 typedef void (^dispatch_block_t)(void);
+@protocol OS_dispatch_semaphore <NSObject>
+@end
+typedef NSObject<OS_dispatch_semaphore> *dispatch_semaphore_t;
+typedef uint64_t dispatch_time_t;
+#define DISPATCH_TIME_NOW (0ull)
+#define DISPATCH_TIME_FOREVER (~0ull)
+dispatch_semaphore_t dispatch_semaphore_create(intptr_t value);
+intptr_t dispatch_semaphore_wait(dispatch_semaphore_t dsema, dispatch_time_t timeout);
+intptr_t dispatch_semaphore_signal(dispatch_semaphore_t dsema);
+dispatch_time_t dispatch_time(dispatch_time_t when, int64_t delta);
+typedef struct { NSInteger majorVersion, minorVersion, patchVersion; } NSOperatingSystemVersion;
+@interface NSProcessInfo : NSObject
++ (NSProcessInfo *)processInfo;
+@property(readonly) NSOperatingSystemVersion operatingSystemVersion;
+@end
 #define DISPATCH_TARGET_QUEUE_DEFAULT NULL
 #define DISPATCH_DATA_DESTRUCTOR_DEFAULT NULL
 dispatch_data_t dispatch_data_create(const void *buffer, size_t size, dispatch_queue_t queue, dispatch_block_t destructor);

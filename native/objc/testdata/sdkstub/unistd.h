@@ -1,0 +1,3 @@
+// Stand-in for part of Apple's SDK (see Metal/Metal.h).
+#pragma once
+int getpagesize(void);

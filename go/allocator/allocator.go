@@ -84,7 +84,9 @@ func (p *Preparer) Counts() (copies, bytes int64) { return p.copies.Load(), p.by
 func (p *Preparer) CopyStats() CopyStats { return p.byKind.Snapshot() }
 
 // Prepare returns t itself when it fits n, and otherwise a new tensor that does, in the
-// strategy's storage when t's kind is not accepted. The input is never modified.
+// strategy's storage when t's kind is not accepted. A source in memory the CPU cannot
+// address is read through its storage's io.ReaderAt (see HostView). The input is never
+// modified.
 func (p *Preparer) Prepare(t *tensor.Tensor, n Needs) (*tensor.Tensor, error) {
 	if t == nil {
 		return nil, fmt.Errorf("%w: nil tensor", ErrCannotPrepare)
@@ -92,14 +94,17 @@ func (p *Preparer) Prepare(t *tensor.Tensor, n Needs) (*tensor.Tensor, error) {
 	if n.Fits(t) {
 		return t, nil
 	}
-	if !t.Storage().Kind().HostVisible() {
-		return nil, fmt.Errorf("%w: source is in %v storage, which the CPU cannot read", ErrCannotPrepare, t.Storage().Kind())
+	// A source the CPU cannot address (Metal private memory) is first read through its
+	// storage's io.ReaderAt: a staging copy the storage counts itself.
+	src, _, err := HostView(t)
+	if err != nil {
+		return nil, err
 	}
 	d := t.DType()
 	if n.DType != 0 {
 		d = n.DType
 	}
-	host, err := t.Convert(d) // contiguous host copy
+	host, err := src.Convert(d) // contiguous host copy
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCannotPrepare, err)
 	}

@@ -1,5 +1,7 @@
 package tensor
 
+import "io"
+
 // StorageKind says where a tensor's bytes live and who can read them.
 type StorageKind uint8
 
@@ -39,6 +41,18 @@ type Storage interface {
 	Len() int
 	// Bytes returns the host view of the memory, or nil when it is not host visible.
 	Bytes() []byte
+}
+
+// DeviceStorage is storage held by a device (go/allocator's MetalStorage, a Metal
+// buffer). Bytes is the host view where one exists (shared and managed memory) and nil
+// for private memory; ReadAt and WriteAt reach the bytes from the host in every mode,
+// through a staging copy where the CPU cannot address them. The memory lives as long as
+// the storage value is reachable (or until the owner closes it), not as long as a slice
+// returned by Bytes: keep the tensor while using its bytes.
+type DeviceStorage interface {
+	Storage
+	io.ReaderAt
+	io.WriterAt
 }
 
 // HostStorage is Go memory.

@@ -28,12 +28,17 @@
 //
 // # Kernels
 //
-// The inner loops — a 6×16 GEMM micro-kernel whose A operand is read through two strides
-// (so one kernel serves A·B and Aᵀ·B), a vectorised exp2, column max, dS = P ∘ (dP − D)
-// and row scaling — exist in Go assembly for amd64 (AVX2 + FMA) and arm64 (NEON), chosen
-// when the executor is built (golang.org/x/sys/cpu; NEON is part of every arm64 CPU Go
-// supports), and in pure Go for other architectures, CPUs without the features and the
-// purego build tag. The NEON kernels are tested under qemu-aarch64 on Linux (see
+// The inner loops — a GEMM micro-kernel whose A operand is read through two strides (so
+// one kernel serves A·B and Aᵀ·B), a vectorised exp2, column max, dS = P ∘ (dP − D) and
+// row scaling — exist in Go assembly as three sets: AVX-512 (amd64 with AVX-512F and VL:
+// 6-row blocks of 64, 32 or 16 columns, ZMM registers), AVX2 + FMA (amd64: 6×16 blocks)
+// and NEON (arm64), and in pure Go for other architectures, older CPUs and the purego
+// build tag. The executor picks the best set the CPU runs when it is built
+// (golang.org/x/sys/cpu checks the CPU and the OS; NEON is part of every arm64 CPU Go
+// supports); Params.Kernels or the ORCHARD_CPUFLASH_KERNELS variable force one, for tests
+// and benchmarks. Every set is tested against the reference and is bitwise reproducible
+// across worker counts; different sets round differently. The AVX-512 GEMM is generated
+// by gen_avx512.go. The NEON kernels are tested under qemu-aarch64 on Linux (see
 // docs/PERFORMANCE.md for the command).
 //
 // # Options

@@ -22,7 +22,7 @@ func TestIdentity(t *testing.T) {
 	assert.Equal(t, 100, e.Priority())
 	assert.Equal(t, 150, New(Params{Priority: 150}).Priority())
 	assert.Equal(t, allocator.Needs{Contiguous: true}, e.Needs())
-	assert.Contains(t, []string{"avx2", "neon", "go"}, e.Kernels())
+	assert.Contains(t, []string{"avx512", "avx2", "neon", "go"}, e.Kernels())
 	assert.Equal(t, "go", New(Params{Portable: true}).Kernels())
 	bq, bk := New(Params{BlockQ: 50, BlockK: 1}).Blocks(64)
 	assert.Equal(t, [2]int{96, 48}, [2]int{bq, bk}, "overrides round up to multiples of 48")

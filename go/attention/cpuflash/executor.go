@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
 
 	"github.com/orchard-ml/orchard/go/allocator"
@@ -33,8 +34,13 @@ type Params struct {
 	// Priority is the engine priority; 0 means DefaultPriority.
 	Priority int
 	// Portable selects the pure-Go kernels even where SIMD kernels exist (tests, and a way
-	// to rule the assembly out when chasing a bug).
+	// to rule the assembly out when chasing a bug); the same as Kernels = "go".
 	Portable bool
+	// Kernels forces a kernel set by name ("avx512", "avx2", "neon" or "go"; KernelSets
+	// lists those this CPU runs). Empty means the KernelsEnv environment variable if set,
+	// else the best set. An executor asked for a set the CPU lacks declines every problem
+	// with that reason.
+	Kernels string
 }
 
 // Executor is the tiled FlashAttention executor for CPUs. It is safe for concurrent use:
@@ -42,6 +48,7 @@ type Params struct {
 type Executor struct {
 	params Params
 	kn     *kernels
+	knErr  error // the requested kernel set does not run here
 	// strategy forces a backward strategy in tests (0 chooses; see fusedBackward).
 	strategy backwardStrategy
 }
@@ -54,12 +61,20 @@ const (
 	strategyFused
 )
 
-// New returns an executor. It picks the SIMD kernels (AVX2 + FMA on amd64, NEON on
-// arm64) when the CPU has them and Portable is false, the pure-Go kernels otherwise.
+// New returns an executor. It picks the best kernels the CPU runs (AVX-512, then AVX2 +
+// FMA on amd64; NEON on arm64; pure Go otherwise) unless Params.Kernels, Portable or the
+// KernelsEnv variable name a set.
 func New(p Params) *Executor {
-	kn := simdKernels()
-	if kn == nil || p.Portable {
-		kn = genericKernels()
+	name := p.Kernels
+	if p.Portable {
+		name = "go"
+	}
+	if name == "" {
+		name = os.Getenv(KernelsEnv)
+	}
+	kn, err := selectKernels(name)
+	if err != nil {
+		return &Executor{params: p, kn: genericKernels(), knErr: err}
 	}
 	return &Executor{params: p, kn: kn}
 }
@@ -75,7 +90,7 @@ func (e *Executor) Priority() int {
 	return e.params.Priority
 }
 
-// Kernels names the inner loops in use: "avx2", "neon" or "go".
+// Kernels names the inner loops in use: "avx512", "avx2", "neon" or "go".
 func (e *Executor) Kernels() string { return e.kn.name }
 
 // Needs asks the engine for contiguous inputs. The dtype is left alone: float16 and
@@ -121,6 +136,9 @@ func (e *Executor) Supports(p *spec.Problem) error {
 
 // supports is Supports for a validated problem.
 func (e *Executor) supports(p *spec.Problem) error {
+	if e.knErr != nil {
+		return spec.Unsupported(Name, "%v", e.knErr)
+	}
 	switch dt := p.Q.DType(); dt {
 	case tensor.Float32, tensor.Float16, tensor.BFloat16:
 	default:

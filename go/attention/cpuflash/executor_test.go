@@ -345,22 +345,47 @@ func TestDefaultBlocksMatchReference(t *testing.T) {
 	assertWithin(t, r, tolOut32, tolGrad32, describe(p))
 }
 
-// TestPortableKernelsMatchReference runs the pure-Go kernels (what other architectures
-// and CPUs without AVX2/FMA run) on random problems.
-func TestPortableKernelsMatchReference(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 9))
-	e := New(Params{BlockQ: 48, BlockK: 48, Portable: true})
-	require.Equal(t, "go", e.Kernels())
-	cov := coverage{}
-	for _, d := range headDims {
-		for i := 0; i < 4; i++ {
-			p, dO := randomCase(t, rng, tensor.Float32, d, cov)
-			t.Run(fmt.Sprintf("D%d/%d", d, i), func(t *testing.T) {
-				r := compare(t, e, p, dO)
-				assertWithin(t, r, tolOut32, tolGrad32, describe(p))
-			})
-		}
+// TestEveryKernelSetMatchesReference runs each kernel set this CPU runs (AVX-512, AVX2 +
+// FMA, NEON, and the pure Go that other architectures run) on random problems, each set
+// forced through Params.Kernels. On an amd64 CPU without AVX-512 that set is not listed
+// and TestAVX512IsUsedWhereAvailable says so.
+func TestEveryKernelSetMatchesReference(t *testing.T) {
+	for _, name := range KernelSets() {
+		t.Run(name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, 9))
+			e := New(Params{BlockQ: 48, BlockK: 48, Kernels: name})
+			require.Equal(t, name, e.Kernels())
+			cov := coverage{}
+			for _, d := range headDims {
+				for i := 0; i < 4; i++ {
+					p, dO := randomCase(t, rng, tensor.Float32, d, cov)
+					t.Run(fmt.Sprintf("D%d/%d", d, i), func(t *testing.T) {
+						r := compare(t, e, p, dO)
+						assertWithin(t, r, tolOut32, tolGrad32, describe(p))
+					})
+				}
+			}
+		})
 	}
+}
+
+// TestPortableIsGo: Portable is Kernels = "go".
+func TestPortableIsGo(t *testing.T) {
+	assert.Equal(t, "go", New(Params{Portable: true}).Kernels())
+	assert.Equal(t, "go", New(Params{Kernels: "go"}).Kernels())
+}
+
+// TestUnavailableKernelSetDeclines: a set this CPU does not run makes the executor decline
+// with ErrUnsupported, naming the sets it does run.
+func TestUnavailableKernelSetDeclines(t *testing.T) {
+	e := New(Params{Kernels: "sse9"})
+	p := &spec.Problem{Q: randTensor(t, rand.New(rand.NewPCG(1, 2)), tensor.Float32, 1, 1, 1, 4, 8)}
+	p.K, p.V = p.Q, p.Q
+	err := e.Supports(p)
+	require.ErrorIs(t, err, spec.ErrUnsupported)
+	assert.Contains(t, err.Error(), `"sse9"`)
+	_, err = e.Forward(context.Background(), p, nil)
+	require.ErrorIs(t, err, spec.ErrUnsupported)
 }
 
 // TestHalfPrecisionMatchesReference runs float16 and bfloat16 inputs against the
@@ -419,13 +444,16 @@ func TestBitwiseAcrossWorkers(t *testing.T) {
 				}
 				assert.Equal(t, want, got, "outputs with %s differ from Workers = 1", name)
 			}
-			for _, w := range []int{1, 2, 8} {
-				run(fmt.Sprintf("Workers = %d", w), New(Params{Workers: w, BlockQ: 48, BlockK: 48}))
-			}
-			for _, procs := range []int{1, 2, 8} {
-				old := runtime.GOMAXPROCS(procs)
-				run(fmt.Sprintf("GOMAXPROCS = %d", procs), New(Params{BlockQ: 48, BlockK: 48}))
-				runtime.GOMAXPROCS(old)
+			for _, kset := range KernelSets() {
+				want = nil // bitwise within a kernel set, not across sets
+				for _, w := range []int{1, 2, 8} {
+					run(fmt.Sprintf("%s, Workers = %d", kset, w), New(Params{Workers: w, BlockQ: 48, BlockK: 48, Kernels: kset}))
+				}
+				for _, procs := range []int{1, 2, 8} {
+					old := runtime.GOMAXPROCS(procs)
+					run(fmt.Sprintf("%s, GOMAXPROCS = %d", kset, procs), New(Params{BlockQ: 48, BlockK: 48, Kernels: kset}))
+					runtime.GOMAXPROCS(old)
+				}
 			}
 		})
 	}

@@ -50,6 +50,40 @@ func genericKernels() *kernels {
 	}
 }
 
+// kernelSets returns the kernel sets this build runs on this CPU, best first; the pure-Go
+// set, which runs everywhere, is last.
+func kernelSets() []*kernels { return append(simdKernelSets(), genericKernels()) }
+
+// KernelSets names the kernel sets this build runs on this CPU, best first: some of
+// "avx512", "avx2" (amd64), "neon" (arm64), and always "go". Params.Kernels takes one.
+func KernelSets() []string {
+	var names []string
+	for _, kn := range kernelSets() {
+		names = append(names, kn.name)
+	}
+	return names
+}
+
+// KernelsEnv is the environment variable that picks the kernel set when Params.Kernels is
+// empty (for benchmarks and for ruling a set out while chasing a bug), e.g.
+// ORCHARD_CPUFLASH_KERNELS=avx2.
+const KernelsEnv = "ORCHARD_CPUFLASH_KERNELS"
+
+// selectKernels returns the named set, or the best one for "". A set this CPU or build
+// does not run is an error naming the ones it does.
+func selectKernels(name string) (*kernels, error) {
+	sets := kernelSets()
+	if name == "" {
+		return sets[0], nil
+	}
+	for _, kn := range sets {
+		if kn.name == name {
+			return kn, nil
+		}
+	}
+	return nil, fmt.Errorf("kernel set %q does not run here (this CPU and build run %v)", name, KernelSets())
+}
+
 // GEMM checks the operands and runs gemm.
 func (kn *kernels) GEMM(m, n, k int, a []float32, rs, ks int, b []float32, ldb int, c []float32, ldc int, acc bool) {
 	if m == 0 || n == 0 {

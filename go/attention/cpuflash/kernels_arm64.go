@@ -23,10 +23,10 @@ func dsRowsNEON(ds, p, dp *float32, rows, cols, ld int, d *float32, s float32)
 //go:noescape
 func scaleRowsNEON(x *float32, rows, cols, ld int, f *float32)
 
-// simdKernels returns the NEON kernels. Advanced SIMD is part of every arm64 CPU Go runs
-// on (the Go port requires ARMv8-A), so there is nothing to detect.
-func simdKernels() *kernels {
-	return &kernels{
+// simdKernelSets returns the NEON kernels. Advanced SIMD is part of every arm64 CPU Go
+// runs on (the Go port requires ARMv8-A), so there is nothing to detect.
+func simdKernelSets() []*kernels {
+	return []*kernels{{
 		name: "neon",
 		gemm: func(m, n, k int, a []float32, rs, ks int, b []float32, ldb int, c []float32, ldc int, acc bool) {
 			gemmNEON(m, n, k, &a[0], rs, ks, &b[0], ldb, &c[0], ldc, b2i(acc))
@@ -49,5 +49,5 @@ func simdKernels() *kernels {
 			dsRowsNEON(&ds[0], &p[0], &dp[0], rows, cols, ld, &d[0], s)
 		},
 		scaleRows: func(x []float32, rows, cols, ld int, f []float32) { scaleRowsNEON(&x[0], rows, cols, ld, &f[0]) },
-	}
+	}}
 }

@@ -6,7 +6,7 @@ import (
 )
 
 func BenchmarkGEMM(b *testing.B) {
-	for _, kn := range []*kernels{simdKernels(), genericKernels()} {
+	for _, kn := range kernelSets() {
 		if kn == nil {
 			continue
 		}
@@ -31,7 +31,7 @@ func BenchmarkGEMM(b *testing.B) {
 }
 
 func BenchmarkExp(b *testing.B) {
-	for _, kn := range []*kernels{simdKernels(), genericKernels()} {
+	for _, kn := range kernelSets() {
 		if kn == nil {
 			continue
 		}

@@ -2,5 +2,5 @@
 
 package cpuflash
 
-// simdKernels returns nil: this build has only the pure-Go kernels.
-func simdKernels() *kernels { return nil }
+// simdKernelSets returns nil: this build has only the pure-Go kernels.
+func simdKernelSets() []*kernels { return nil }

@@ -4,20 +4,13 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// kernelSets returns the pure-Go kernels and, when this CPU has them, the SIMD kernels.
-func kernelSets() []*kernels {
-	ks := []*kernels{genericKernels()}
-	if s := simdKernels(); s != nil {
-		ks = append(ks, s)
-	}
-	return ks
-}
 
 func randSlice(rng *rand.Rand, n int) []float32 {
 	v := make([]float32, n)
@@ -25,6 +18,18 @@ func randSlice(rng *rand.Rand, n int) []float32 {
 		v[i] = float32(rng.NormFloat64())
 	}
 	return v
+}
+
+// TestAVX512IsUsedWhereAvailable: on an amd64 CPU with AVX-512 (F and VL) the executor
+// picks the AVX-512 kernels by default; elsewhere the test is skipped with the reason.
+func TestAVX512IsUsedWhereAvailable(t *testing.T) {
+	sets := KernelSets()
+	if runtime.GOARCH != "amd64" || !slices.Contains(sets, "avx512") {
+		t.Skipf("no AVX-512 kernels on this CPU/build (%s, sets %v): the AVX-512 path is tested on amd64 CPUs with AVX-512F and AVX-512VL", runtime.GOARCH, sets)
+	}
+	assert.Equal(t, "avx512", sets[0])
+	t.Setenv(KernelsEnv, "")
+	assert.Equal(t, "avx512", New(Params{}).Kernels())
 }
 
 // TestGEMMMatchesFloat64 checks both kernel sets on row-major and transposed A operands,
@@ -147,14 +152,21 @@ func TestExp2Accuracy(t *testing.T) {
 // round the same operations in the same order (max, dS, scaling, sums), within 2 ulp for
 // exp2 on exact arguments (FMA against separate multiply and add), within the rounding of
 // the argument otherwise, and within float32 accumulation error for the GEMM.
+// Columns are 56: three 16-wide steps and an 8-wide tail for the AVX-512 kernels.
 func TestSIMDKernelsAgreeWithGo(t *testing.T) {
-	s := simdKernels()
-	if s == nil {
+	sets := simdKernelSets()
+	if len(sets) == 0 {
 		t.Skip("this CPU has no SIMD kernels (no AVX2/FMA on amd64)")
 	}
+	for _, s := range sets {
+		t.Run(s.name, func(t *testing.T) { testSIMDAgreesWithGo(t, s) })
+	}
+}
+
+func testSIMDAgreesWithGo(t *testing.T, s *kernels) {
 	g := genericKernels()
 	rng := rand.New(rand.NewPCG(3, 3))
-	const rows, cols, ld = 7, 48, 56
+	const rows, cols, ld = 7, 56, 72
 	const n = rows * ld
 	x, b, p, dp, d := randSlice(rng, n), randSlice(rng, cols), randSlice(rng, n), randSlice(rng, n), randSlice(rng, cols)
 	br, dr := randSlice(rng, rows), randSlice(rng, rows)

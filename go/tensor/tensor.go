@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"unsafe"
 )
@@ -27,16 +28,21 @@ func New(dtype DType, shape ...int) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	size, err := byteSize("New", shape, n, dtype)
+	if err != nil {
+		return nil, err
+	}
 	return &Tensor{
 		dtype:   dtype,
 		shape:   append([]int(nil), shape...),
 		strides: ContiguousStrides(shape),
-		storage: NewHostStorage(n * dtype.Size()),
+		storage: NewHostStorage(size),
 	}, nil
 }
 
 // FromStorage wraps existing memory as a tensor. The storage must hold every element the
-// view addresses.
+// view addresses (by its Len), and the offset and strides must keep every element index
+// within [0, MaxBytes/size): views whose extent overflows are refused with ErrShape.
 func FromStorage(s Storage, dtype DType, shape, strides []int, offset int) (*Tensor, error) {
 	if s == nil {
 		return nil, shapeErr("FromStorage", "storage is nil")
@@ -51,8 +57,14 @@ func FromStorage(s Storage, dtype DType, shape, strides []int, offset int) (*Ten
 		return nil, shapeErr("FromStorage", "%d strides for %d dimensions", len(strides), len(shape))
 	}
 	t := &Tensor{dtype: dtype, shape: append([]int(nil), shape...), strides: append([]int(nil), strides...), offset: offset, storage: s}
-	lo, hi := t.span()
-	if t.Len() > 0 && (lo < 0 || hi*dtype.Size() > s.Len()) {
+	if t.Len() == 0 {
+		return t, nil
+	}
+	lo, hi, ok := t.checkedSpan()
+	if !ok {
+		return nil, shapeErr("FromStorage", "offset %d with shape %v and strides %v overflows an int", offset, shape, strides)
+	}
+	if hiBytes, ok := mulInt(hi, dtype.Size()); lo < 0 || !ok || hiBytes > s.Len() {
 		return nil, shapeErr("FromStorage", "view reaches elements [%d, %d) outside storage of %d bytes", lo, hi, s.Len())
 	}
 	return t, nil
@@ -213,10 +225,23 @@ func (t *Tensor) index(op string, idx []int) (int, error) {
 	return p, nil
 }
 
+// HostBytes returns the bytes of the storage under t after checking that the CPU can read
+// them and that they cover every element the view reaches; a storage whose Bytes() is
+// nil or shorter than the view gets an error wrapping ErrStorage. Readers of a tensor's raw
+// bytes (executors, say) call it instead of Storage().Bytes().
+func (t *Tensor) HostBytes() ([]byte, error) { return t.hostBytes("HostBytes") }
+
 func (t *Tensor) hostBytes(op string) ([]byte, error) {
 	b := t.storage.Bytes()
 	if b == nil {
 		return nil, &Error{Op: op, Rule: t.storage.Kind().String() + " storage", Kind: ErrStorage}
+	}
+	if t.Len() == 0 {
+		return b, nil
+	}
+	_, hi := t.span() // FromStorage checked it does not overflow
+	if need := hi * t.dtype.Size(); len(b) < need {
+		return nil, &Error{Op: op, Rule: fmt.Sprintf("storage hands out %d bytes (Len says %d); the view reaches %d", len(b), t.storage.Len(), need), Kind: ErrStorage}
 	}
 	return b, nil
 }
@@ -401,7 +426,10 @@ func (t *Tensor) Convert(d DType) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, _ := New(d, t.shape...)
+	out, err := New(d, t.shape...)
+	if err != nil {
+		return nil, err
+	}
 	dst := out.storage.Bytes()
 	if d == t.dtype {
 		sz := d.Size()

@@ -66,7 +66,10 @@ func (t *Tensor) Reshape(shape ...int) (*Tensor, error) {
 		case d < 0:
 			return nil, shapeErr("Reshape", "dimension %d is %d (only one -1 is allowed)", i, d)
 		default:
-			known *= d
+			var ok bool
+			if known, ok = mulInt(known, d); !ok {
+				return nil, shapeErr("Reshape", "shape %v overflows int", shape)
+			}
 		}
 	}
 	if infer >= 0 {

@@ -1,7 +1,8 @@
 // Package mslemu runs the project's Metal Shading Language kernels on the CPU, so that
 // Linux machines without an Apple GPU can test them against the exact reference.
 //
-// The .metal files of native/msl are compiled unchanged, as C++17 with g++, against a shim
+// The .metal files of native/msl are compiled unchanged, as C++14 with g++ (-pedantic-errors:
+// MSL 3.x is C++14-based, so nothing later is accepted), against a shim
 // reached by `#include <metal_stdlib>` (shim/), and run with GPU semantics: threadgroups of
 // up to 1024 threads in SIMD groups of 32 lanes, threadgroup memory, barriers, SIMD-group
 // functions and SIMD-group matrices. Go drives it through cgo:
@@ -10,6 +11,11 @@
 //		[3]int{blocks, batch * heads, 1}, // threadgroups, as dispatchThreadgroups
 //		[3]int{64, 1, 1},                 // threads per threadgroup
 //		[]mslemu.Buffer{{Data: q}, {Data: k}, ...}) // buffers[i] is bound at [[buffer(i)]]
+//
+// Function constants are given per launch, as Metal takes them per pipeline:
+//
+//	mslemu.LaunchWith(name, groups, threads, buffers, mslemu.Options{Constants: []mslemu.Constant{
+//		{Index: 0, Value: true}, {Index: 1, Value: int32(2)}, {Index: 2, Value: float32(0.5)}}})
 //
 // Buffers are little-endian bytes in the kernel's layout; what the kernel writes is copied
 // back into Buffer.Data. A nil Data leaves the slot unbound. Launches are serialised
@@ -37,7 +43,8 @@
 //
 // It cannot check GPU memory ordering (device-memory visibility between threadgroups,
 // which run one after another here), lockstep timing inside a SIMD group, Metal's fast-math
-// and FMA choices (compare with tolerances), what the Apple compiler accepts (the macOS
+// and FMA choices (compare with tolerances), everything the Apple compiler rejects (the
+// rules below and the checks of "What the build rejects" catch the common cases; the macOS
 // Bazel job compiles the metallib), occupancy, register pressure or speed.
 //
 // # Execution model: fibers
@@ -77,8 +84,30 @@
 //     length 2 and 3 (and 4 on 4-vectors; a.xy = a.yx and cond ? v.xy : v.zw work),
 //     elementwise arithmetic and comparisons; a scalar widens to the vector's element type;
 //     conversion between element types is explicit.
+//   - packed_float3, packed_half4 and the other packed vectors: N elements, no padding,
+//     the element's alignment; they convert to and from vec<T, N> and take part in vector
+//     arithmetic, with .x .y .z .w and [] (no swizzles, as in MSL).
 //   - The math, integer (mulhi, clz, popcount, rotate), relational (select, all, any,
-//     isnan...) and geometric (dot, length) functions, also under precise:: and fast::.
+//     isnan...) and geometric (dot, length) functions, also under precise:: and fast::
+//     (one accuracy on the CPU: glibc's). METAL_FUNC is inline always_inline.
+//   - Loop pragmas (#pragma clang loop unroll(full|disable|enable), unroll_count(N),
+//     #pragma unroll [N], #pragma nounroll, and _Pragma forms) are ignored by g++; the
+//     generator checks their form and that a loop follows, as clang does.
+//   - Function constants, `constant T name [[function_constant(i)]];` at program scope
+//     (bool, char, uchar, short, ushort, int, uint, long, ulong, float, half), are globals
+//     of the kernel's translation unit that each launch sets from Options.Constants before
+//     any thread runs. That is sound because launches are serialised process-wide and every
+//     emulated thread is a fiber on the launching OS thread: nothing else reads them during
+//     a launch. Every function constant the kernel's .metal file declares must be given,
+//     with the Go type of its declared type, unless the file tests it with
+//     is_function_constant_defined (then it may be left undefined); an index the file does
+//     not declare is an error. A parameter attribute [[buffer(i), function_constant(c)]] is
+//     accepted (the slot is simply unbound when the launch gives no buffer). A program-scope
+//     constant initialised from a function constant is rejected by the generator: it would
+//     be evaluated once at load.
+//   - [[max_total_threads_per_threadgroup(N)]] on a kernel or its template definition (N
+//     may use the template's parameters; the compiler evaluates it per instantiation): a
+//     launch with more threads per threadgroup fails, as a pipeline's limit does on Metal.
 //   - SIMD-group functions (sum, product, min, max, and/or/xor, prefix sums, shuffle, xor,
 //     up, down, rotate, broadcast, broadcast_first, all, any, ballot) and quad_shuffle,
 //     quad_shuffle_xor, quad_broadcast, quad_sum, quad_max exchange values through the
@@ -92,8 +121,11 @@
 //     touch only the lane's elements; element (r, c) is
 //     src[(origin.y + r)*elements_per_row + origin.x + c], or with transpose
 //     src[(origin.y + c)*elements_per_row + origin.x + r] (origin.x is the column: not yet
-//     checked on hardware). A multiply gathers the operands
-//     from all 32 lanes (it needs a full SIMD group) and accumulates in float.
+//     checked on hardware). LaneLayout gives the layout to Go, for comparison with a probe
+//     run on a GPU. simdgroup_load and simdgroup_store take a pointer to the matrix's own
+//     element type only (as Metal's signatures). A multiply may mix element types (Metal
+//     accepts it); it gathers the operands from all 32 lanes (it needs a full SIMD group) and
+//     accumulates in float.
 //
 // # Rules for kernel authors
 //
@@ -120,6 +152,31 @@
 //     helpers may share names across files; a .metal file must not rely on another's
 //     definitions except through headers it includes.
 //  7. No atomics; no [[threadgroup(i)]] memory set by the host.
+//  8. Instantiations inside `#ifndef MSLEMU_KGEN_SHARD` may be built in translation units
+//     of their own: the generator spreads them round-robin over units of PerShard (24),
+//     each defining MSLEMU_KGEN_SHARD and instantiating its kernels through their adapters,
+//     so that every instantiation is compiled, in parallel, without one huge unit.
+//
+// # What the build rejects
+//
+// Metal's compiler refuses things plain C++ accepts. The emulator refuses them too, each
+// shown by a kernel in testkernels/rejected (TestRejectedKernels):
+//
+//   - anything past C++14 (if constexpr, fold expressions, structured bindings, inline
+//     variables, nested namespace definitions, hex float literals): g++ -std=c++14
+//     -pedantic-errors, with the shim as a system header so that only kernel code is held
+//     to it;
+//   - simdgroup_load/simdgroup_store between a matrix and memory of another element type;
+//   - the generator's rules above, and loop pragmas clang would refuse;
+//   - address spaces (TestAddressSpaces): clang++ 17 or later compiles every generated unit
+//     with -DMSLEMU_ADDRESS_SPACES, under which device, constant and threadgroup are clang's
+//     address spaces 1, 2 and 3 (thread is the default one), so a pointer or reference
+//     converts only within its space, as in MSL. The check only compiles (bfloat is
+//     clang's __bf16 there). g++ has no address spaces in C++ and typed wrappers cannot
+//     follow MSL's prefix syntax, hence clang. What clang's C++ cannot express — copying a
+//     whole struct or vector out of, or into, device, constant or threadgroup memory, which
+//     MSL allows — is not counted, nor its refusal of the [[host_name]] instantiation
+//     syntax. CI installs clang-19 (.ci/run); elsewhere the test skips without clang.
 //
 // # Adding or changing kernels
 //
@@ -134,8 +191,9 @@
 // change, and update the BUILD files (gazelle) when files were added or removed.
 // TestGeneratedFilesAreUpToDate fails when they are stale, and Launch returns ErrStale
 // when a .metal file was added or removed without regenerating. Editing a kernel's body
-// needs no regeneration: native/msl's Go package embeds its sources and this package
-// imports it, so the go tool rebuilds the C++ when they change.
+// needs no regeneration unless it changes the kernels' parameters, function constants,
+// launch hints or instantiations: native/msl's Go package embeds its sources and this
+// package imports it, so the go tool rebuilds the C++ when they change.
 //
 // # ThreadSanitizer
 //

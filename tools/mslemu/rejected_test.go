@@ -70,6 +70,7 @@ func rejectRule(t *testing.T, path string) (stage, want string) {
 // address-space check (clang, see addrspace_test.go) must refuse it, with the message the
 // file names. The same build accepts the valid test kernels.
 func TestRejectedKernels(t *testing.T) {
+	skipUnderBazel(t)
 	if runtime.GOOS != "linux" {
 		t.Skip("the emulator is for Linux")
 	}

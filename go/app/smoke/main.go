@@ -1,12 +1,22 @@
 // Command smoke trains a small model built on Orchard's MultiHeadAttention to reverse
 // random token sequences — a task no model can learn without attention — and fails
-// (non-zero exit) unless the loss stays finite and falls by at least half. It prints a
-// progress line every few steps (loss, tokens/s, the executor that ran, fallbacks so far)
-// and a summary with every executor's calls and every fallback reason.
+// (non-zero exit) unless the loss stays finite and falls by at least half. On a terminal
+// it shows a progress bar (loss, tokens/s, the executors that ran, fallbacks so far);
+// otherwise, as in CI logs, a line every -log-every steps. It ends with a summary: every
+// executor's calls, the copies made by kind, every fallback reason.
 //
 //	go run ./go/app/smoke                      # auto: the best executor, the reference last
 //	go run ./go/app/smoke -executor reference  # the exact reference only
 //	go run ./go/app/smoke -executor cpuflash -strict
+//	go run ./go/app/smoke -plot loss.png -json summary.json
+//	go run ./go/app/smoke -steps 150 -checkpoint ckpt          # weights, AdamW state, step
+//	go run ./go/app/smoke -steps 300 -resume ckpt              # the same bits as 300 at once
+//
+// -plot writes the loss curve as a PNG (800 × 450 pixels, the executors named in the
+// title); -json writes a summary (steps, losses, tokens/s, executors, fallbacks with
+// reasons, copies by kind). -checkpoint saves a checkpoint (package checkpoint) after the
+// last step and every -checkpoint-every steps; -resume continues a run from one, and a run
+// resumed at step K ends with the bits of the run that went straight through.
 //
 // The Engine and the layer come from go/app's fx modules.
 package main
@@ -27,6 +37,7 @@ import (
 	"github.com/orchard-ml/orchard/go/attention/layer"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"go.uber.org/fx"
+	"golang.org/x/term"
 )
 
 // options are the command's flags.
@@ -35,6 +46,8 @@ type options struct {
 	dim, heads, kvh int
 	executor        string
 	strict, verbose bool
+	progress        string // auto, bar or lines
+	plot, json      string // output paths; empty for none
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -54,11 +67,21 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.strict, "strict", false, "fail on any fallback instead of falling back")
 	fs.BoolVar(&o.verbose, "v", false, "verbose: fx's event log and a dispatch line per attention call")
 	fs.IntVar(&o.train.LogEvery, "log-every", 20, "print a progress line every this many steps")
+	fs.StringVar(&o.progress, "progress", "auto", "auto|bar|lines: a progress bar on a terminal, lines otherwise")
+	fs.StringVar(&o.plot, "plot", "", "write the loss curve to this PNG file")
+	fs.StringVar(&o.json, "json", "", "write a JSON summary of the run to this file")
+	fs.StringVar(&o.train.Checkpoint, "checkpoint", "", "save a checkpoint into this directory after the last step")
+	fs.IntVar(&o.train.CheckpointEvery, "checkpoint-every", 0, "also save the checkpoint every this many steps (0: only at the end)")
+	fs.StringVar(&o.train.Resume, "resume", "", "continue the run from the checkpoint in this directory")
+	fs.Float64Var(&o.train.ClipNorm, "clip", 0, "clip the gradients' joint norm to this (0: off); non-finite gradients then stop the run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.progress != "auto" && o.progress != "bar" && o.progress != "lines" {
+		return o, fmt.Errorf("-progress %q: want auto, bar or lines", o.progress)
 	}
 	o.train.Window = 5
 	return o, nil
@@ -125,19 +148,52 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	fmt.Fprintf(stdout, "smoke: reverse %d random tokens over a vocabulary of %d; B=%d C=%d H=%d Hkv=%d, %d steps, lr %g; executors %s (strict %v)\n",
 		o.train.Seq, o.train.Vocab, o.train.Batch, o.dim, o.heads, mha.Params().KVHeads, o.train.Steps, o.train.LR, strings.Join(eng.Executors(), " > "), o.strict)
-	res, err := train(context.Background(), o.train, eng, mha, stdout)
+	var prog progress = linesProgress{stdout}
+	if o.progress == "bar" || (o.progress == "auto" && isTerminal(stdout)) {
+		prog = newBarProgress(stdout, o.train.Steps) // a resumed run's bar jumps ahead at its first report
+	}
+	res, err := train(context.Background(), o.train, eng, mha, prog)
 	if err != nil {
 		fmt.Fprintln(stderr, "smoke:", err)
 		if len(res.Losses) > 0 {
 			res.summary(stdout, o.train.Window)
+			o.write(res, err, o.train.Vocab, stderr)
 		}
 		return 1
 	}
 	res.summary(stdout, o.train.Window)
-	if err := res.check(); err != nil {
-		fmt.Fprintf(stderr, "smoke: FAIL: %v: %v\n", errNotLearning, err)
+	verdict := res.check()
+	if !o.write(res, verdict, o.train.Vocab, stderr) {
+		return 1
+	}
+	if verdict != nil {
+		fmt.Fprintf(stderr, "smoke: FAIL: %v: %v\n", errNotLearning, verdict)
 		return 1
 	}
 	fmt.Fprintln(stdout, "smoke: PASS")
 	return 0
+}
+
+// write writes the -plot and -json files that were asked for; false when one failed.
+func (o options) write(res result, verdict error, vocab int, stderr io.Writer) bool {
+	ok := true
+	if o.plot != "" {
+		if err := writeLossPlot(o.plot, res, vocab); err != nil {
+			fmt.Fprintln(stderr, "smoke: -plot:", err)
+			ok = false
+		}
+	}
+	if o.json != "" {
+		if err := writeJSON(o.json, res.json(verdict)); err != nil {
+			fmt.Fprintln(stderr, "smoke: -json:", err)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// isTerminal reports whether w is a terminal (a progress bar would garble a log file).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

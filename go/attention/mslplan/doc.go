@@ -106,11 +106,12 @@
 //     different design from this table's 8–64-key staged steps.
 //
 // The step (keys per block for the forward and dQ, query rows per block for dK/dV) is the
-// largest power of two from 8 up to a cap that fits the budget: cap 64 for the forward
-// (S is then 16 values per lane), 32 for dQ and dK/dV (two score fragments, S and dP, per
-// step). For float16 on apple7 this gives forward key steps of 64 at D ≤ 64, 32 up to
-// D = 128 and 16 beyond; float32 halves them. The tests of this package check every
-// entry: staged bytes within the family budget and 32 KiB.
+// largest multiple of 8 up to a cap that fits the budget: cap 64 for the forward (S is
+// then 16 values per lane), 32 for dQ and dK/dV (two score fragments, S and dP, per
+// step). For float16 on apple7 this gives forward key steps of 64 at D ≤ 64, 48 at D = 80,
+// 40 at D = 96, 32 at D = 128 and 16 beyond; float32 steps are about half as long. The
+// tests of this package check every entry: staged bytes within the family budget and
+// 32 KiB, and no step 8 longer that would still fit.
 //
 // All of this is reasoned from budgets, not timed: no kernel has run on an Apple GPU in
 // this repository's CI, and the table is a starting point that timings on a Mac
@@ -123,9 +124,9 @@
 // temporaries (operand fragments or dropout words) and the scalars and 64-bit addresses
 // kept across the main loop. A test holds every instantiation at or below RegisterLimit
 // (128, the registers a G13 thread addresses); the largest are 126 (dK/dV at D = 64 and
-// 128 with 32-query steps), the forward peaks at 110 (D = 128, 32-key steps) and dQ at 112
-// (D = 256). The dK/dV kernel above D = 128 would need 2 × D/4 accumulators (up to 128),
-// so it is split by output (SplitDKDVAbove, DKDVParts): its grid has two parts along z,
+// 128 with 32-query steps), the forward peaks at 114 (apple9 16-bit D = 128, 48-key
+// steps) and dQ at 116 (apple9 16-bit D = 256, 24-key steps). The dK/dV kernel above
+// D = 128 would need 2 × D/4 accumulators (up to 128), so it is split by output (SplitDKDVAbove, DKDVParts): its grid has two parts along z,
 // one computing dV and one dK, each with one D-wide accumulator, at the cost of computing
 // S^T = K Q^T in both. `go test -run TestRegisterBudgetEveryInstance -v
 // ./go/attention/mslplan` lists the count of every instantiation. The model is not the

@@ -107,12 +107,14 @@ const (
 	maxStepDKDV    = 32
 )
 
-// step returns the largest power of two in [8, max] whose two staged (step × d) tiles
-// of elements of size bytes fit in budget.
+// step returns the largest multiple of 8 in [8, max] whose two staged (step × d) tiles
+// of elements of size bytes fit in budget. Multiples of 8 rather than powers of two: the
+// kernels take any whole number of 8×8 fragments per step, and e.g. float16 at D = 80 on
+// apple7 fits 48 keys where a power of two would stop at 32.
 func step(budget, d, size, max int) int {
 	s := max
 	for s > 8 && 2*s*d*size > budget {
-		s /= 2
+		s -= 8
 	}
 	return s
 }

@@ -57,8 +57,9 @@ func TestTileTableBudgets(t *testing.T) {
 					if k.step > 8 {
 						assert.LessOrEqual(t, 2*k.step*d*size, tr.budget, "%s: %+v exceeds the family's staging budget", what, tl)
 					}
+					assert.Zero(t, k.step%8, what)
 					if k.step < k.cap {
-						assert.Greater(t, 2*2*k.step*d*size, tr.budget, "%s: %+v: a step twice as long would fit", what, tl)
+						assert.Greater(t, 2*(k.step+8)*d*size, tr.budget, "%s: %+v: a step 8 longer would fit", what, tl)
 					}
 					assert.LessOrEqual(t, ThreadgroupMemory(k.kernel, tl, size), 32<<10, "%s: %+v", what, tl)
 					assert.LessOrEqual(t, Registers(k.kernel, tl), RegisterLimit, "%s: %+v", what, tl)

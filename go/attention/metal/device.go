@@ -2,38 +2,44 @@ package metal
 
 import (
 	"fmt"
+	"time"
 
+	"github.com/orchard-ml/orchard/go/allocator"
+	"github.com/orchard-ml/orchard/go/attention/mslplan"
 	metalrt "github.com/orchard-ml/orchard/native/objc"
 )
 
 // The executor talks to the GPU through these small interfaces. rtDevice below
 // implements them over package metalrt (a real GPU on macOS, ErrUnavailable
 // elsewhere); the tests implement them with a fake that records what it is asked
-// to do and can fail in each way Metal can.
+// to do and can fail in each way Metal can. A device is also the
+// allocator.MetalDevice its output strategies allocate from.
 
 type device interface {
-	Name() string
+	allocator.MetalDevice
 	Supports(f metalrt.Family) bool
 	MaxThreadgroupMemory() int
+	// OSVersion is the running system's version (bfloat16 needs macOS 14).
+	OSVersion() metalrt.OSVersion
 	NewQueue() (queue, error)
-	NewBuffer(n int, mode metalrt.StorageMode) (buffer, error)
 	NewLibrary(source string, opts metalrt.CompileOptions) (library, error)
-	// External wraps a caller's Metal buffer so it can be copied from; closing
-	// the wrapper leaves the caller's buffer alone.
-	External(b *metalrt.Buffer) (buffer, error)
+	NewLibraryFromData(data []byte) (library, error)
 	Close() error
 }
 
 type queue interface {
-	// Run encodes cmds into one command buffer, commits it, waits and returns
-	// its error.
+	// Run encodes cmds into one command buffer, commits it, waits (at most the wait
+	// limit) and returns its error.
 	Run(cmds []command) error
+	// SetWaitLimit bounds Run's wait (0: none).
+	SetWaitLimit(d time.Duration)
 	Close() error
 }
 
 type library interface {
-	// Pipeline looks up a function by name and makes a compute pipeline of it.
-	Pipeline(name string) (pipeline, error)
+	// Pipeline looks up a function by name, specialises it on the constants and makes a
+	// compute pipeline of it.
+	Pipeline(name string, constants []mslplan.Constant) (pipeline, error)
 	Close() error
 }
 
@@ -44,42 +50,42 @@ type pipeline interface {
 	Close() error
 }
 
-type buffer interface {
-	Len() int
-	Mode() metalrt.StorageMode
-	// Bytes is the CPU view of a host-visible buffer; nil for private ones.
-	Bytes() []byte
-	Close() error
-}
+// buffer is a Metal buffer: the executor's own (from the pool or an output strategy)
+// or a caller's, bound where a tensor lives.
+type buffer = allocator.MetalBuffer
 
 type commandKind int
 
 const (
 	cmdDispatch commandKind = iota
 	cmdCopy
+	cmdSync // synchronizeResource: on a managed buffer (src)
 )
 
-// command is one step of a command buffer: a dispatch or a blit copy.
+// command is one step of a command buffer.
 type command struct {
 	kind commandKind
 
 	// cmdDispatch
 	pipeline pipeline
+	name     string // the kernel's name, for fakes and errors
 	groups   [3]int // threadgroups per grid
 	threads  [3]int // threads per threadgroup
 	buffers  []bufferArg
 	bytes    []bytesArg
 
-	// cmdCopy
+	// cmdCopy (src, dst, offsets, size); cmdSync (src)
 	src, dst             buffer
 	srcOffset, dstOffset int
 	size                 int
 }
 
 type bufferArg struct {
-	index  int
-	buf    buffer
-	offset int
+	index   int
+	buf     buffer
+	offset  int  // setBuffer:offset: — where the tensor starts in the buffer
+	size    int  // bytes the kernel may touch from offset (the plan's Binding.Bytes)
+	written bool // the kernel writes it
 }
 
 type bytesArg struct {
@@ -89,29 +95,40 @@ type bytesArg struct {
 
 // ---------------------------------------------------------------- metalrt adapter
 
-// rtDevice is the real device: package metalrt.
-type rtDevice struct{ d *metalrt.Device }
+// rtDevice is the real device: package metalrt, through the allocator's MetalRuntime
+// (which adds a queue for staging blits).
+type rtDevice struct {
+	*allocator.MetalRuntime
+	d *metalrt.Device
+}
 
-func openDevice(name string) (device, error) {
+func openDevice(name string) (*rtDevice, error) {
 	d, err := metalrt.Open(name)
 	if err != nil {
 		return nil, err
 	}
-	return rtDevice{d}, nil
-}
-
-func (r rtDevice) Name() string                   { return r.d.Name() }
-func (r rtDevice) Supports(f metalrt.Family) bool { return r.d.Supports(f) }
-func (r rtDevice) MaxThreadgroupMemory() int      { return r.d.MaxThreadgroupMemory() }
-func (r rtDevice) Close() error                   { return r.d.Close() }
-func (r rtDevice) External(b *metalrt.Buffer) (buffer, error) {
-	if b == nil || b.Len() == 0 {
-		return nil, fmt.Errorf("metal: external buffer is nil or closed")
+	m, err := allocator.NewMetalDevice(d)
+	if err != nil {
+		d.Close()
+		return nil, err
 	}
-	return rtBuffer{b: b, external: true}, nil
+	return &rtDevice{MetalRuntime: m, d: d}, nil
 }
 
-func (r rtDevice) NewQueue() (queue, error) {
+func (r *rtDevice) Supports(f metalrt.Family) bool { return r.d.Supports(f) }
+func (r *rtDevice) MaxThreadgroupMemory() int      { return r.d.MaxThreadgroupMemory() }
+func (r *rtDevice) OSVersion() metalrt.OSVersion {
+	v, _ := metalrt.SystemVersion() // never fails where a device exists
+	return v
+}
+
+func (r *rtDevice) Close() error {
+	err := r.MetalRuntime.Close()
+	r.d.Close()
+	return err
+}
+
+func (r *rtDevice) NewQueue() (queue, error) {
 	q, err := r.d.NewQueue()
 	if err != nil {
 		return nil, err
@@ -119,16 +136,16 @@ func (r rtDevice) NewQueue() (queue, error) {
 	return rtQueue{q}, nil
 }
 
-func (r rtDevice) NewBuffer(n int, mode metalrt.StorageMode) (buffer, error) {
-	b, err := r.d.NewBuffer(n, mode)
+func (r *rtDevice) NewLibrary(source string, opts metalrt.CompileOptions) (library, error) {
+	l, err := r.d.NewLibrary(source, opts)
 	if err != nil {
 		return nil, err
 	}
-	return rtBuffer{b: b}, nil
+	return rtLibrary{d: r.d, l: l}, nil
 }
 
-func (r rtDevice) NewLibrary(source string, opts metalrt.CompileOptions) (library, error) {
-	l, err := r.d.NewLibrary(source, opts)
+func (r *rtDevice) NewLibraryFromData(data []byte) (library, error) {
+	l, err := r.d.NewLibraryFromData(data)
 	if err != nil {
 		return nil, err
 	}
@@ -142,8 +159,12 @@ type rtLibrary struct {
 
 func (r rtLibrary) Close() error { return r.l.Close() }
 
-func (r rtLibrary) Pipeline(name string) (pipeline, error) {
-	fn, err := r.l.Function(name)
+func (r rtLibrary) Pipeline(name string, constants []mslplan.Constant) (pipeline, error) {
+	cs := make([]metalrt.BoolConstant, len(constants))
+	for i, c := range constants {
+		cs[i] = metalrt.BoolConstant{Index: c.Index, Value: c.Value}
+	}
+	fn, err := r.l.SpecializedFunction(name, cs)
 	if err != nil {
 		return nil, err
 	}
@@ -155,24 +176,10 @@ func (r rtLibrary) Pipeline(name string) (pipeline, error) {
 	return p, nil
 }
 
-type rtBuffer struct {
-	b        *metalrt.Buffer
-	external bool
-}
-
-func (r rtBuffer) Len() int                  { return r.b.Len() }
-func (r rtBuffer) Mode() metalrt.StorageMode { return r.b.Mode() }
-func (r rtBuffer) Bytes() []byte             { return r.b.Bytes() }
-func (r rtBuffer) Close() error {
-	if r.external {
-		return nil
-	}
-	return r.b.Close()
-}
-
 type rtQueue struct{ q *metalrt.Queue }
 
-func (r rtQueue) Close() error { return r.q.Close() }
+func (r rtQueue) Close() error                 { return r.q.Close() }
+func (r rtQueue) SetWaitLimit(d time.Duration) { r.q.SetWaitLimit(d) }
 
 func (r rtQueue) Run(cmds []command) error {
 	out := make([]metalrt.Command, 0, len(cmds))
@@ -209,15 +216,21 @@ func (r rtQueue) Run(cmds []command) error {
 				return err
 			}
 			out = append(out, metalrt.Copy{Src: src, SrcOffset: c.srcOffset, Dst: dst, DstOffset: c.dstOffset, Size: c.size})
+		case cmdSync:
+			src, err := rtBufferOf(c.src)
+			if err != nil {
+				return err
+			}
+			out = append(out, metalrt.Synchronize{Buffer: src})
 		}
 	}
 	return r.q.Run(out...)
 }
 
 func rtBufferOf(b buffer) (*metalrt.Buffer, error) {
-	rb, ok := b.(rtBuffer)
+	rb, ok := b.(*metalrt.Buffer)
 	if !ok {
 		return nil, fmt.Errorf("metal: buffer %T is not a Metal buffer", b)
 	}
-	return rb.b, nil
+	return rb, nil
 }

@@ -3,43 +3,63 @@
 //
 // # What it runs
 //
-// The kernels are native/msl's attention.metal, compiled once per executor from
-// source on first use (or by Warmup), with the local headers inlined since Metal
-// compiles from a string without an include path. Which kernel runs, on what grid,
-// with what threadgroup size and buffer bindings, comes from go/attention/mslplan —
-// the same plan the CPU emulation of the kernels (tools/msltest) is tested with — so
-// the GPU runs exactly what the emulator checked. This package only allocates
-// buffers, binds them as the plan says and runs the dispatches.
+// The kernels are native/msl's attention.metal. Which kernel runs, on what grid, with
+// what threadgroup size, buffer bindings and function constants, comes from
+// go/attention/mslplan — the same plan the CPU emulation of the kernels is tested with —
+// so the GPU runs exactly what the emulator checked. The kernels live in two libraries
+// (mslplan.LibraryFor): float32 and float16 compiled with MSL 3.0, bfloat16 alone with
+// MSL 3.1, so that float32 and float16 run on systems before macOS 14, where Supports
+// declines bfloat16 and says why. When the build provides a precompiled metallib
+// (Params.Metallib, Params.MetallibPath or $ORCHARD_METALLIB) and the system runs
+// macOS 14 or later, it is loaded instead of compiling; otherwise the embedded source is
+// compiled on first use (or by Warmup) with the math mode made explicit (MathSafe by
+// default). Info says which happened. Pipelines are built once per (kernel, function
+// constants) and cached.
 //
-// A forward call copies Q, K, V (and the mask and lengths) into fresh shared buffers,
-// encodes the forward kernel, commits, waits and checks the command buffer's status;
-// only then does it build O (Q's dtype) and L (float32) as new host tensors. A
-// backward call runs Delta = rowsum(dO ∘ O), dK/dV and dQ in one command buffer, with
-// Delta in private memory. Inputs held in private Metal memory (storage implementing
-// BufferStorage) are copied by a blit at the start of the same command buffer. Every
-// buffer a call allocates is released when it returns, whatever happened; a failure
-// returns no output at all. Inputs are only read.
+// # Where buffers live
+//
+// Inputs already in a Metal buffer of this device (go/allocator's MetalStorage, in any
+// storage mode) are bound where they are, at their byte offset, with their own strides:
+// no copy. A managed one is first marked modified over the bound range. Other host
+// tensors are uploaded into pooled shared buffers (their span only). Results are written
+// in place into destinations (into) that live in a buffer of this device, and otherwise
+// into new MetalStorage in the mode the Policy chooses — shared on Apple silicon, so the
+// returned tensor's bytes are the buffer's contents, managed on a discrete GPU
+// (synchronised at the end of the command buffer), private when forced (the host then
+// reads it through a counted staging copy). Delta and unused bindings come from the same
+// pool, in the policy's intermediate mode (private). The pool keeps at most
+// Params.PoolBytes of buffers between calls and is released by Close. Every copy the
+// executor makes is counted in CopyStats, by a fixed set of kinds.
+//
+// A forward call is one command buffer; a backward call two (Delta and dK/dV, then dQ),
+// with the context checked before each. Nothing is returned unless every command buffer
+// completed; on failure the output storage allocated for the call is released. Inputs
+// are only read.
 //
 // # When it declines, when it fails
 //
-// Supports (and Forward and Backward) return an error wrapping spec.ErrUnsupported
-// for valid problems the kernels cannot run — mslplan's verdict (float64, head dim
-// above 256, strides the kernels cannot read, sizes past 32-bit offsets), threadgroup
-// memory beyond the device's, or storage the executor cannot read — so the engine
-// moves on quietly. A kernel that fails to compile, a missing function, a pipeline
-// that cannot be built, an allocation or a command buffer that fails are errors that
-// do not wrap ErrUnsupported: they wrap package metalrt's sentinels (ErrCompile,
-// ErrFunctionNotFound, ErrPipeline, ErrOutOfMemory, ErrCommandBuffer, …), and the
-// engine falls back visibly. A failed compilation is not retried.
+// Supports (and Forward and Backward) return an error wrapping spec.ErrUnsupported for
+// valid problems the kernels cannot run — mslplan's verdict (float64, head dim above 256,
+// strides the kernels cannot read, sizes past 32-bit offsets), bfloat16 before macOS 14,
+// threadgroup memory beyond the device's, or storage the executor cannot read (private
+// memory of another device) — so the engine moves on quietly. Failures wrap package
+// metalrt's sentinels and carry a spec.Cause: ErrCompile, ErrFunctionNotFound and
+// ErrPipeline are "compile"; ErrOutOfMemory "out of memory"; ErrCommandBuffer, ErrEncode
+// and ErrTimeout "command buffer"; ErrDeviceLost and ErrNoDevice "device lost". After a
+// lost device or a command buffer that outlived the wait limit (Params.WaitLimit) the
+// executor declines every later call with cause "device lost", without touching the GPU
+// again: the GPU may still be writing that call's buffers. A failed compilation is not
+// retried.
 //
 // # Where it runs
 //
 // New opens a Metal device through package metalrt (native/objc). Outside macOS, in
-// builds without cgo, on machines without a Metal device, or on GPUs older than
-// apple7 (the kernels use SIMD-group matrices), New returns an error wrapping
-// ErrUnavailable, which the application treats as "leave Metal out, say why". The
-// package itself has no build-tagged files: everything but metalrt's Objective-C
-// compiles and is tested on every system, against a fake device that fails on demand
-// in each way a Metal device can. The comparison with the reference on a real GPU is
-// executor_darwin_test.go, run by the macOS CI workflow.
+// builds without cgo, on machines without a Metal device, or on GPUs older than apple7
+// (the kernels use SIMD-group matrices), New returns an error wrapping ErrUnavailable,
+// which the application treats as "leave Metal out, say why". The package itself has no
+// build-tagged files: everything but metalrt's Objective-C compiles and is tested on
+// every system, against a fake device that records the calls a real one would receive
+// and fails on demand in each way a Metal device can. executor_darwin_test.go runs the
+// kernels on a Mac's GPU against the reference, and drives every error class through the
+// real shim with metalrt's fault hook.
 package metal

@@ -13,6 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orchard-ml/orchard/go/allocator"
+	"github.com/orchard-ml/orchard/go/attention"
+	"github.com/orchard-ml/orchard/go/attention/cpuflash"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
 	"github.com/orchard-ml/orchard/go/tensor"
@@ -181,46 +184,112 @@ func TestGPUMatchesReference(t *testing.T) {
 	}
 }
 
-// privateStorage is a tensor in a private Metal buffer, filled through a shared
-// one by a blit.
-type privateStorage struct {
-	b *metalrt.Buffer
+// A user's private tensors go through forward and backward on the GPU, bound where
+// they live, with no copy anywhere, and match the reference; reading a private result
+// costs one counted staging copy.
+func TestGPUPrivateTensorsEndToEnd(t *testing.T) {
+	e := gpuExecutor(t)
+	eng, err := attention.NewEngine(attention.Params{Executors: []spec.Executor{e}, Strict: true})
+	require.NoError(t, err)
+	defer eng.Close()
+	c := gpuCase{dt: tensor.Float32, b: 1, h: 2, hkv: 1, n: 20, m: 24, d: 64, causal: spec.CausalBottomRight}
+	hp := c.problem(t, 5)
+	want, err := fallback.Forward(hp)
+	require.NoError(t, err)
+	dO := randTensor(t, rand.New(rand.NewPCG(6, 3)), c.dt, c.b, c.h, c.n, c.d)
+	wantG, err := fallback.Backward(hp, want, dO)
+	require.NoError(t, err)
+
+	priv, err := allocator.NewMetalStrategy(e.Device(), metalrt.Private)
+	require.NoError(t, err)
+	place := func(x *tensor.Tensor) *tensor.Tensor {
+		y, err := allocator.Place(priv, x)
+		require.NoError(t, err)
+		return y
+	}
+	p := *hp
+	p.Q, p.K, p.V = place(hp.Q), place(hp.K), place(hp.V)
+	s, err := eng.Forward(context.Background(), &p, nil)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, relL2(t, "O", s.O, want.O), 1e-5)
+	g, err := eng.Backward(context.Background(), &p, s, place(dO), nil)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, relL2(t, "dQ", g.DQ, wantG.DQ), 1e-4)
+	assert.LessOrEqual(t, relL2(t, "dK", g.DK, wantG.DK), 1e-4)
+	assert.LessOrEqual(t, relL2(t, "dV", g.DV, wantG.DV), 1e-4)
+	assert.Zero(t, eng.Stats().Copies, "bound in place: %v", eng.Stats().CopiesByKind)
+
+	// Private results: the host reads them through one staging copy each.
+	pe, err := New(Params{Policy: allocator.Policy{Outputs: tensor.Private}})
+	require.NoError(t, err)
+	defer pe.Close()
+	ps, err := allocator.NewMetalStrategy(pe.Device(), metalrt.Private)
+	require.NoError(t, err)
+	q := *hp
+	for _, x := range []**tensor.Tensor{&q.Q, &q.K, &q.V} {
+		*x, err = allocator.Place(ps, *x)
+		require.NoError(t, err)
+	}
+	s2, err := pe.Forward(context.Background(), &q, nil)
+	require.NoError(t, err)
+	assert.Equal(t, tensor.Private, s2.O.Storage().Kind())
+	host, copied, err := allocator.HostView(s2.O)
+	require.NoError(t, err)
+	assert.True(t, copied)
+	assert.LessOrEqual(t, relL2(t, "O", host, want.O), 1e-5)
+	assert.Equal(t, int64(1), pe.CopyStats()[allocator.CopyStageOut].Count)
 }
 
-func (s *privateStorage) Kind() tensor.StorageKind     { return tensor.Private }
-func (s *privateStorage) Len() int                     { return s.b.Len() }
-func (s *privateStorage) Bytes() []byte                { return nil }
-func (s *privateStorage) MetalBuffer() *metalrt.Buffer { return s.b }
-
-func TestGPUPrivateInputs(t *testing.T) {
-	e := gpuExecutor(t)
-	p := gpuCase{dt: tensor.Float32, b: 1, h: 2, hkv: 1, n: 20, m: 24, d: 64}.problem(t, 5)
-	want, err := fallback.Forward(p)
-	require.NoError(t, err)
-
-	dev, err := metalrt.Open(e.DeviceName())
-	require.NoError(t, err)
-	defer dev.Close()
-	q, err := dev.NewQueue()
-	require.NoError(t, err)
-	defer q.Close()
-	toPrivate := func(x *tensor.Tensor) *tensor.Tensor {
-		host := x.Storage().Bytes()
-		src, err := dev.NewBuffer(len(host), metalrt.Shared)
-		require.NoError(t, err)
-		defer src.Close()
-		copy(src.Bytes(), host)
-		dst, err := dev.NewBuffer(len(host), metalrt.Private)
-		require.NoError(t, err)
-		t.Cleanup(func() { dst.Close() })
-		require.NoError(t, q.Run(metalrt.Copy{Src: src, Dst: dst, Size: len(host)}))
-		out, err := tensor.FromStorage(&privateStorage{dst}, x.DType(), x.Shape(), x.Strides(), 0)
-		require.NoError(t, err)
-		return out
+// Every error class from the real shim (the fault hook at the Go→C boundary), through
+// the real engine: the engine falls back to cpuflash, the results equal cpuflash's alone
+// bit for bit, the destinations hold exactly them, and nothing leaks into the pool.
+func TestGPUFaultsThroughTheShim(t *testing.T) {
+	cases := []struct {
+		op    string
+		fault metalrt.Fault
+		cause spec.Cause
+	}{
+		{metalrt.OpNewBuffer, metalrt.FaultNil, spec.CauseOutOfMemory},
+		{metalrt.OpNewQueue, metalrt.FaultNil, spec.CauseDeviceLost},
+		{metalrt.OpNewLibrary, metalrt.FaultNil, spec.CauseCompile},
+		{metalrt.OpFunction, metalrt.FaultNil, spec.CauseCompile},
+		{metalrt.OpNewPipeline, metalrt.FaultNil, spec.CauseCompile},
+		{metalrt.OpRun, metalrt.FaultNil, spec.CauseCommandBuffer},
+		{metalrt.OpRun, metalrt.FaultPageFault, spec.CauseCommandBuffer},
+		{metalrt.OpRun, metalrt.FaultOutOfMemory, spec.CauseOutOfMemory},
+		{metalrt.OpRun, metalrt.FaultDeviceRemoved, spec.CauseDeviceLost},
+		{metalrt.OpRun, metalrt.FaultTimeout, spec.CauseCommandBuffer},
 	}
-	p.K, p.V = toPrivate(p.K), toPrivate(p.V)
-	require.NoError(t, e.Supports(p))
-	got, err := e.Forward(context.Background(), p, nil)
+	hp := gpuCase{dt: tensor.Float32, b: 1, h: 2, hkv: 1, n: 20, m: 24, d: 64}.problem(t, 9)
+	dO := randTensor(t, rand.New(rand.NewPCG(9, 3)), tensor.Float32, 1, 2, 20, 64)
+	cpu := cpuflash.New(cpuflash.Params{})
+	want, err := cpu.Forward(context.Background(), hp, nil)
 	require.NoError(t, err)
-	assert.LessOrEqual(t, relL2(t, "O", got.O, want.O), 1e-5)
+	wantG, err := cpu.Backward(context.Background(), hp, want, dO, nil)
+	require.NoError(t, err)
+	for _, c := range cases {
+		t.Run(c.op+"/"+c.fault.String(), func(t *testing.T) {
+			e := gpuExecutor(t)
+			rt := e.dev.(*rtDevice).d
+			rt.SetFaultHook(func(op string) metalrt.Fault {
+				if op == c.op {
+					return c.fault
+				}
+				return metalrt.NoFault
+			})
+			eng, err := attention.NewEngine(attention.Params{Executors: []spec.Executor{e, cpuflash.New(cpuflash.Params{})}})
+			require.NoError(t, err)
+			s, err := eng.Forward(context.Background(), hp, nil)
+			require.NoError(t, err)
+			g, err := eng.Backward(context.Background(), hp, s, dO, nil)
+			require.NoError(t, err)
+			assert.Equal(t, want.O.Storage().Bytes(), s.O.Storage().Bytes(), "O")
+			for i, pair := range [][2]*tensor.Tensor{{wantG.DQ, g.DQ}, {wantG.DK, g.DK}, {wantG.DV, g.DV}} {
+				assert.Equal(t, pair[0].Storage().Bytes(), pair[1].Storage().Bytes(), "gradient %d", i)
+			}
+			assert.Positive(t, eng.Stats().Fallbacks["metal: "+string(c.cause)], "%v", eng.Stats().Fallbacks)
+			rt.SetFaultHook(nil)
+			require.NoError(t, eng.Close())
+		})
+	}
 }

@@ -8,10 +8,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orchard-ml/orchard/go/allocator"
 	"github.com/orchard-ml/orchard/go/attention/mslplan"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/tensor"
@@ -68,6 +70,17 @@ func allBytes(t *testing.T, x *tensor.Tensor, want byte) {
 	assert.Equal(t, bytes.Repeat([]byte{want}, len(b)), b)
 }
 
+// pooled is the number of the fake's live buffers that wait in the executor's pool.
+func pooled(e *Executor) int {
+	e.pool.mu.Lock()
+	defer e.pool.mu.Unlock()
+	n := 0
+	for _, l := range e.pool.free {
+		n += len(l)
+	}
+	return n
+}
+
 func TestNewWithoutMetal(t *testing.T) {
 	if _, err := metalrt.OpenDefault(); err == nil {
 		t.Skip("this machine has a Metal device")
@@ -83,6 +96,9 @@ func TestNewDeclinesOldFamilies(t *testing.T) {
 	_, err := newExecutor(dev, Params{Source: testSource})
 	assert.ErrorIs(t, err, ErrUnavailable)
 	assert.Contains(t, err.Error(), "Fake GPU")
+	_, err = newExecutor(newFakeDevice(), Params{Source: testSource, Policy: allocator.Policy{Outputs: tensor.Host}})
+	var ae *spec.ArgError
+	assert.ErrorAs(t, err, &ae)
 }
 
 func TestNewDefaults(t *testing.T) {
@@ -92,18 +108,108 @@ func TestNewDefaults(t *testing.T) {
 	assert.Equal(t, DefaultPriority, e.Priority())
 	assert.Equal(t, mslplan.Apple8, e.Family())
 	assert.Equal(t, "Fake GPU", e.DeviceName())
-	assert.True(t, e.Needs().Contiguous)
+	assert.False(t, e.Needs().Contiguous, "the kernels read strided views")
+	assert.ElementsMatch(t, []tensor.StorageKind{tensor.Host, tensor.Shared, tensor.Managed, tensor.Private}, e.Needs().Storage)
 	assert.Zero(t, dev.compiles, "kernels compile on first use, not in New")
+	assert.Equal(t, uint64(0xfa4e), e.Device().ID())
 
 	dev.families[metalrt.FamilyApple9] = true
-	e2, err := newExecutor(dev, Params{Source: testSource, Priority: 7, Math: metalrt.MathRelaxed, Language: metalrt.MSL3_1})
+	e2, err := newExecutor(dev, Params{Source: testSource, Priority: 7, Math: metalrt.MathRelaxed, WaitLimit: 3 * time.Second})
 	require.NoError(t, err)
 	defer e2.Close()
 	assert.Equal(t, 7, e2.Priority())
 	assert.Equal(t, mslplan.Apple9, e2.Family())
 	require.NoError(t, e2.Warmup())
-	assert.Equal(t, []metalrt.CompileOptions{{Language: metalrt.MSL3_1, Math: metalrt.MathRelaxed}}, dev.opts)
-	assert.Equal(t, []string{testSource}, dev.sources)
+	require.Len(t, dev.queues, 1)
+	assert.Equal(t, []time.Duration{3 * time.Second}, dev.queues[0].wait, "the wait limit reaches the queue")
+	// Two libraries: float32 and float16 with MSL 3.0, bfloat16 alone with MSL 3.1.
+	assert.ElementsMatch(t, []metalrt.CompileOptions{
+		{Language: metalrt.LanguageVersion{Major: 3, Minor: 0}, Math: metalrt.MathRelaxed},
+		{Language: metalrt.MSL3_1, Math: metalrt.MathRelaxed, Macros: map[string]string{"ATTN_LIBRARY_BFLOAT": "1"}},
+	}, dev.opts)
+	assert.Equal(t, []string{testSource, testSource}, dev.sources)
+	in := e2.Info()
+	assert.Contains(t, in.Libraries["attention"], "compiled from source (MSL 3.0")
+	assert.Contains(t, in.Libraries["attention_bf16"], "compiled from source (MSL 3.1")
+	assert.Positive(t, in.Pipelines)
+}
+
+// Without macOS 14 there is no MSL 3.1: bfloat16 is declined with the reason, float32
+// and float16 still run, and Warmup does not try to compile the bfloat library.
+func TestBFloat16NeedsMacOS14(t *testing.T) {
+	dev := newFakeDevice()
+	dev.os = metalrt.OSVersion{Major: 13, Minor: 6}
+	e := testExecutor(t, dev)
+	err := e.Supports(testProblem(t, tensor.BFloat16, 1, 1, 1, 8, 8, 16))
+	assert.ErrorIs(t, err, spec.ErrUnsupported)
+	assert.Contains(t, err.Error(), "Metal Shading Language 3.1 (macOS 14); this system is macOS 13.6")
+	assert.NoError(t, e.Supports(testProblem(t, tensor.Float16, 1, 1, 1, 8, 8, 16)))
+	require.NoError(t, e.Warmup())
+	assert.Len(t, dev.opts, 1)
+	assert.Equal(t, 3, dev.opts[0].Language.Major)
+	assert.Equal(t, 0, dev.opts[0].Language.Minor)
+}
+
+// A metallib from the build is loaded instead of compiling; when it does not load, the
+// source is compiled and Info says which happened.
+func TestMetallib(t *testing.T) {
+	lib := []byte("MTLB fake metallib")
+	dev := newFakeDevice()
+	e, err := newExecutor(dev, Params{Source: testSource, Metallib: lib})
+	require.NoError(t, err)
+	defer e.Close()
+	_, err = e.Forward(context.Background(), testProblem(t, tensor.Float32, 1, 1, 1, 8, 8, 16), nil)
+	require.NoError(t, err)
+	_, err = e.Forward(context.Background(), testProblem(t, tensor.BFloat16, 1, 1, 1, 8, 8, 16), nil)
+	require.NoError(t, err)
+	assert.Equal(t, [][]byte{lib}, dev.libData, "loaded once; it holds every kernel")
+	assert.Zero(t, dev.compiles)
+	assert.Contains(t, e.Info().Libraries["metallib"], "metallib (Params.Metallib, 18 bytes)")
+
+	bad := newFakeDevice()
+	bad.failLibData = &metalrt.Error{Op: "NewLibraryFromData", Kind: metalrt.ErrCompile, Detail: "fake: not a metallib"}
+	e2, err := newExecutor(bad, Params{Source: testSource, Metallib: lib})
+	require.NoError(t, err)
+	defer e2.Close()
+	_, err = e2.Forward(context.Background(), testProblem(t, tensor.Float32, 1, 1, 1, 8, 8, 16), nil)
+	require.NoError(t, err)
+	assert.Equal(t, 1, bad.compiles, "compiled from source instead")
+	assert.Contains(t, e2.Info().Libraries["metallib"], "failed")
+	assert.Contains(t, e2.Info().Libraries["attention"], "compiled from source")
+
+	// Before macOS 14 an MSL 3.1 metallib cannot load: the source is compiled.
+	old := newFakeDevice()
+	old.os = metalrt.OSVersion{Major: 13}
+	e3, err := newExecutor(old, Params{Source: testSource, Metallib: lib})
+	require.NoError(t, err)
+	defer e3.Close()
+	_, err = e3.Forward(context.Background(), testProblem(t, tensor.Float32, 1, 1, 1, 8, 8, 16), nil)
+	require.NoError(t, err)
+	assert.Empty(t, old.libData)
+	assert.Equal(t, 1, old.compiles)
+}
+
+// Pipelines are specialised on the plan's function constants and cached per (kernel,
+// constants).
+func TestPipelinesPerConstants(t *testing.T) {
+	dev := newFakeDevice()
+	e := testExecutor(t, dev)
+	plain := testProblem(t, tensor.Float32, 1, 1, 1, 8, 8, 16)
+	causal := testProblem(t, tensor.Float32, 1, 1, 1, 8, 8, 16)
+	causal.Causal = spec.CausalTopLeft
+	for range 2 {
+		for _, p := range []*spec.Problem{plain, causal} {
+			_, err := e.Forward(context.Background(), p, nil)
+			require.NoError(t, err)
+		}
+	}
+	require.Len(t, dev.pipes, 2, "one pipeline per constant set, built once")
+	assert.Equal(t, dev.pipes[0].name, dev.pipes[1].name, "the same kernel")
+	pl, err := mslplan.New(mslplan.Request{Problem: causal, Family: mslplan.Apple8})
+	require.NoError(t, err)
+	assert.Equal(t, pl.Constants, dev.pipes[1].constants)
+	assert.True(t, dev.pipes[1].constants[mslplan.FCCausal].Value)
+	assert.False(t, dev.pipes[0].constants[mslplan.FCCausal].Value)
 }
 
 func TestSupports(t *testing.T) {
@@ -111,6 +217,9 @@ func TestSupports(t *testing.T) {
 	e := testExecutor(t, dev)
 	assert.NoError(t, e.Supports(testProblem(t, tensor.Float32, 1, 2, 1, 8, 8, 16)))
 	assert.NoError(t, e.Supports(testProblem(t, tensor.BFloat16, 1, 2, 2, 8, 8, 64)))
+	f32grads := testProblem(t, tensor.Float16, 1, 2, 1, 8, 8, 16)
+	f32grads.GradDType = tensor.Float32
+	assert.NoError(t, e.Supports(f32grads), "float32 gradients for float16 inputs")
 
 	f64 := testProblem(t, tensor.Float64, 1, 1, 1, 4, 4, 8)
 	assert.ErrorIs(t, e.Supports(f64), spec.ErrUnsupported)
@@ -130,6 +239,18 @@ func TestSupports(t *testing.T) {
 	err = e.Supports(opaque)
 	assert.ErrorIs(t, err, spec.ErrUnsupported)
 	assert.Contains(t, err.Error(), "neither host visible nor a Metal buffer")
+
+	// Private memory of another GPU cannot be bound here.
+	other := newFakeDevice()
+	other.id, other.name = 2, "Other GPU"
+	ps, err := allocator.NewMetalStrategy(other, metalrt.Private)
+	require.NoError(t, err)
+	foreign := testProblem(t, tensor.Float32, 1, 1, 1, 4, 4, 8)
+	foreign.K, err = allocator.Place(ps, foreign.K)
+	require.NoError(t, err)
+	err = e.Supports(foreign)
+	assert.ErrorIs(t, err, spec.ErrUnsupported)
+	assert.Contains(t, err.Error(), "another device (Other GPU)")
 
 	dev.maxTG = 1024
 	err = e.Supports(testProblem(t, tensor.Float32, 1, 1, 1, 8, 8, 128))
@@ -161,6 +282,8 @@ func TestForward(t *testing.T) {
 			assert.Equal(t, p.Q.Shape(), s.O.Shape())
 			assert.Equal(t, tensor.Float32, s.L.DType())
 			assert.Equal(t, []int{2, 4, 33}, s.L.Shape())
+			assert.Equal(t, tensor.Shared, s.O.Storage().Kind(), "outputs live in shared Metal memory")
+			assert.IsType(t, &allocator.MetalStorage{}, s.L.Storage())
 			allBytes(t, s.O, mslplan.BufO+1)
 			allBytes(t, s.L, mslplan.BufL+1)
 
@@ -189,9 +312,29 @@ func TestForward(t *testing.T) {
 				want = append(want, b.Index)
 			}
 			assert.ElementsMatch(t, want, bound, "every binding of the plan is bound")
-			assert.Zero(t, dev.liveBuffers(), "every buffer of the call is released")
+			assert.Equal(t, pooled(e)+2, dev.liveBuffers(), "live: the two outputs and the pool")
+			require.NoError(t, e.Close())
+			assert.Equal(t, 2, dev.liveBuffers(), "Close empties the pool; the outputs keep their buffers")
 		})
 	}
+}
+
+// The pool hands the buffers of one call to the next: a steady loop allocates only its
+// outputs.
+func TestPoolReuse(t *testing.T) {
+	dev := newFakeDevice()
+	e := testExecutor(t, dev)
+	p := testProblem(t, tensor.Float32, 1, 2, 1, 8, 8, 16)
+	_, err := e.Forward(context.Background(), p, nil)
+	require.NoError(t, err)
+	first := dev.allocs
+	for range 3 {
+		_, err := e.Forward(context.Background(), p, nil)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, first+3*2, dev.allocs, "later calls allocate O and L only")
+	in := e.Info()
+	assert.Equal(t, int64(3*4), in.PoolReuses, "the uploads of Q, K, V and the dummy binding, reused by each later call")
 }
 
 func TestForwardMaskAndViews(t *testing.T) {
@@ -203,7 +346,7 @@ func TestForwardMaskAndViews(t *testing.T) {
 		keep[i] = i%3 != 0
 	}
 	p.Mask = &spec.Mask{Kind: spec.MaskBool, Shape: [4]int{1, 2, 4, 6}, Keep: keep}
-	// K as a view: rows 2..7 of a larger tensor, so the plan reads it at an offset.
+	// K as a view: rows 2..7 of a larger host tensor; the executor uploads its span.
 	big := randTensor(t, rand.New(rand.NewPCG(5, 5)), tensor.Float32, 1, 2, 10, 8)
 	k, err := big.Slice(2, 2, 8)
 	require.NoError(t, err)
@@ -213,12 +356,10 @@ func TestForwardMaskAndViews(t *testing.T) {
 	require.NoError(t, err)
 	snap := dev.snapshots[0]
 	assert.Equal(t, mslplan.AppendMask(nil, p.Mask), snap[mslplan.BufMask][:len(keep)])
-	kf, err := k.ToFloat32s()
-	require.NoError(t, err)
-	first := kf[0] // element (0, 0, 0, 0) of the view sits at the start of the bound buffer
+	// Element (0, 0, 0, 0) of the view sits at the start of the uploaded span.
 	assert.Equal(t, big.Storage().Bytes()[k.Offset()*4:k.Offset()*4+4], snap[mslplan.BufK][:4])
-	assert.NotZero(t, first)
-	assert.Zero(t, dev.liveBuffers())
+	ext := mslplan.Extent(k) * 4
+	assert.Equal(t, int64(ext), e.CopyStats()[copyUpload].Bytes-int64(p.Q.Bytes()+p.V.Bytes()), "only the view's span is uploaded")
 }
 
 func TestBackward(t *testing.T) {
@@ -246,8 +387,8 @@ func TestBackward(t *testing.T) {
 
 	pl, err := mslplan.New(mslplan.Request{Problem: p, O: s.O, DO: dO, Family: mslplan.Apple8})
 	require.NoError(t, err)
-	require.Len(t, dev.runs, 1, "one command buffer")
-	cmds := dev.runs[0]
+	require.Len(t, dev.runs, 2, "Delta and dK/dV, then dQ")
+	cmds := append(append([]command(nil), dev.runs[0]...), dev.runs[1]...)
 	require.Len(t, cmds, 3)
 	for i, d := range pl.Backward() {
 		assert.Equal(t, d.Name, cmds[i].pipeline.Name(), "dispatch %d", i)
@@ -269,61 +410,29 @@ func TestBackward(t *testing.T) {
 	assert.Equal(t, pl.Params.Encode(), snap[mslplan.BufParams])
 	assert.Equal(t, s.L.Storage().Bytes(), snap[mslplan.BufL][:s.L.Bytes()])
 	assert.Equal(t, dO.Storage().Bytes(), snap[mslplan.BufDO][:dO.Bytes()])
-	assert.Zero(t, dev.liveBuffers())
+
+	// float32 gradients for float16 inputs.
+	p.GradDType = tensor.Float32
+	g32, err := e.Backward(context.Background(), p, s, dO, nil)
+	require.NoError(t, err)
+	assert.Equal(t, tensor.Float32, g32.DQ.DType())
+	allBytes(t, g32.DK, mslplan.BufDK+1)
 }
 
-// metalStorage is a caller's tensor in a private Metal buffer.
-type metalStorage struct {
-	b *metalrt.Buffer
-	n int
-}
-
-func (s *metalStorage) Kind() tensor.StorageKind     { return tensor.Private }
-func (s *metalStorage) Len() int                     { return s.n }
-func (s *metalStorage) Bytes() []byte                { return nil }
-func (s *metalStorage) MetalBuffer() *metalrt.Buffer { return s.b }
-
-func TestForwardPrivateInputIsBlitted(t *testing.T) {
+// A float64 L (from the reference) is converted once, counted, and bound.
+func TestBackwardFloat64L(t *testing.T) {
 	dev := newFakeDevice()
 	e := testExecutor(t, dev)
-	p := testProblem(t, tensor.Float32, 1, 1, 1, 8, 8, 16)
-	key, ext := dev.register(p.V.Storage().Bytes())
-	v, err := tensor.FromStorage(&metalStorage{b: key, n: p.V.Bytes()}, tensor.Float32, p.V.Shape(), p.V.Strides(), 0)
+	p := testProblem(t, tensor.Float32, 1, 2, 1, 8, 8, 16)
+	rng := rand.New(rand.NewPCG(4, 4))
+	s := &spec.Saved{O: randTensor(t, rng, tensor.Float32, 1, 2, 8, 16), L: randTensor(t, rng, tensor.Float64, 1, 2, 8)}
+	dO := randTensor(t, rng, tensor.Float32, 1, 2, 8, 16)
+	_, err := e.Backward(context.Background(), p, s, dO, nil)
 	require.NoError(t, err)
-	want := append([]byte(nil), p.V.Storage().Bytes()...)
-	p.V = v
-	require.NoError(t, e.Supports(p))
-
-	_, err = e.Forward(context.Background(), p, nil)
+	l32, err := s.L.Convert(tensor.Float32)
 	require.NoError(t, err)
-	cmds := dev.runs[0]
-	require.Len(t, cmds, 2)
-	assert.Equal(t, cmdCopy, cmds[0].kind, "the private input is copied first")
-	assert.Same(t, ext, cmds[0].src)
-	assert.Equal(t, want, dev.snapshots[0][mslplan.BufV][:len(want)])
-	assert.Equal(t, want, ext.data, "the caller's buffer is untouched")
-	assert.False(t, ext.closed)
-	assert.Zero(t, dev.liveBuffers())
-
-	// A view starting 2 bytes into a private buffer cannot be blitted.
-	h16 := testProblem(t, tensor.Float16, 1, 1, 1, 8, 8, 16)
-	key16, _ := dev.register(make([]byte, h16.V.Bytes()+2))
-	v16, err := tensor.FromStorage(&metalStorage{b: key16, n: h16.V.Bytes() + 2}, tensor.Float16, h16.V.Shape(), h16.V.Strides(), 1)
-	require.NoError(t, err)
-	h16.V = v16
-	assert.ErrorIs(t, e.Supports(h16), spec.ErrUnsupported)
-
-	// An odd number of float16s fills no whole 4-byte word at the end: a blit
-	// rounded up to 4 bytes would pass the end of an exactly sized buffer.
-	odd := testProblem(t, tensor.Float16, 1, 1, 1, 3, 3, 3)
-	n := odd.V.Bytes() // 18 bytes
-	keyOdd, _ := dev.register(make([]byte, n))
-	vOdd, err := tensor.FromStorage(&metalStorage{b: keyOdd, n: n}, tensor.Float16, odd.V.Shape(), odd.V.Strides(), 0)
-	require.NoError(t, err)
-	odd.V = vOdd
-	err = e.Supports(odd)
-	assert.ErrorIs(t, err, spec.ErrUnsupported)
-	assert.Contains(t, err.Error(), "passes the end")
+	assert.Equal(t, l32.Storage().Bytes(), dev.snapshots[0][mslplan.BufL][:l32.Bytes()])
+	assert.Equal(t, allocator.Copy{Count: 1, Bytes: int64(l32.Bytes())}, e.CopyStats()[copyConvertL])
 }
 
 func TestFailures(t *testing.T) {
@@ -332,23 +441,27 @@ func TestFailures(t *testing.T) {
 		name  string
 		setup func(*fakeDevice)
 		want  error
+		cause spec.Cause
 	}{
 		{"queue", func(d *fakeDevice) {
-			d.failQueue = &metalrt.Error{Op: "NewQueue", Kind: metalrt.ErrEncode, Detail: "fake"}
-		}, metalrt.ErrEncode},
-		{"compile", func(d *fakeDevice) { d.failCompile = compileErr }, metalrt.ErrCompile},
+			d.failQueue = &metalrt.Error{Op: "NewQueue", Kind: metalrt.ErrNoDevice, Detail: "fake"}
+		}, metalrt.ErrNoDevice, spec.CauseDeviceLost},
+		{"compile", func(d *fakeDevice) { d.failCompile = compileErr }, metalrt.ErrCompile, spec.CauseCompile},
 		{"function", func(d *fakeDevice) {
 			d.failPipeline = map[string]error{"*": &metalrt.Error{Op: "Library.Function", Kind: metalrt.ErrFunctionNotFound, Detail: "fake"}}
-		}, metalrt.ErrFunctionNotFound},
+		}, metalrt.ErrFunctionNotFound, spec.CauseCompile},
 		{"pipeline", func(d *fakeDevice) {
 			d.failPipeline = map[string]error{"*": &metalrt.Error{Op: "NewPipeline", Kind: metalrt.ErrPipeline, Detail: "fake"}}
-		}, metalrt.ErrPipeline},
+		}, metalrt.ErrPipeline, spec.CauseCompile},
 		{"command buffer", func(d *fakeDevice) {
 			d.failRun = &metalrt.Error{Op: "Queue.Run", Kind: metalrt.ErrCommandBuffer, Detail: "fake: Internal Error (0000000e:Internal Error)"}
-		}, metalrt.ErrCommandBuffer},
+		}, metalrt.ErrCommandBuffer, spec.CauseCommandBuffer},
+		{"encode", func(d *fakeDevice) {
+			d.failRun = &metalrt.Error{Op: "Queue.Run", Kind: metalrt.ErrEncode, Detail: "fake"}
+		}, metalrt.ErrEncode, spec.CauseCommandBuffer},
 		{"gpu out of memory", func(d *fakeDevice) {
 			d.failRun = &metalrt.Error{Op: "Queue.Run", Kind: metalrt.ErrOutOfMemory, Detail: "fake"}
-		}, metalrt.ErrOutOfMemory},
+		}, metalrt.ErrOutOfMemory, spec.CauseOutOfMemory},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -365,15 +478,74 @@ func TestFailures(t *testing.T) {
 				assert.Nil(t, out, "no partial outputs")
 				assert.ErrorIs(t, err, c.want)
 				assert.NotErrorIs(t, err, spec.ErrUnsupported, "a failure is not a decline")
+				assert.Equal(t, c.cause, spec.CauseOf(err))
 				g, err := e.Backward(context.Background(), p, s, dO, nil)
 				assert.Nil(t, g)
 				assert.ErrorIs(t, err, c.want)
 			}
+			assert.Equal(t, pooled(e), dev.liveBuffers(), "only pooled buffers remain")
+			require.NoError(t, e.Close())
 			assert.Zero(t, dev.liveBuffers(), "every buffer is released")
 			assert.Equal(t, before, snapshot(p.Q, p.K, p.V, s.O, s.L, dO), "inputs are not modified")
 			assert.LessOrEqual(t, dev.compiles, 1, "a failed compilation is not retried")
 		})
 	}
+}
+
+// A lost device (or a command buffer past the wait limit) makes the executor decline
+// everything afterwards, without touching the GPU again.
+func TestDeviceLostIsSticky(t *testing.T) {
+	for _, kind := range []error{metalrt.ErrDeviceLost, metalrt.ErrTimeout} {
+		t.Run(kind.Error(), func(t *testing.T) {
+			dev := newFakeDevice()
+			dev.failRun = &metalrt.Error{Op: "Queue.Run", Kind: kind, Detail: "fake"}
+			e := testExecutor(t, dev)
+			p := testProblem(t, tensor.Float32, 1, 2, 2, 8, 8, 16)
+			_, err := e.Forward(context.Background(), p, nil)
+			assert.ErrorIs(t, err, kind)
+			assert.Zero(t, pooled(e), "buffers the GPU may still use are not reused")
+			err = e.Supports(p)
+			assert.ErrorIs(t, err, spec.ErrUnsupported)
+			assert.ErrorIs(t, err, kind)
+			assert.Equal(t, spec.CauseDeviceLost, spec.CauseOf(err))
+			_, err = e.Forward(context.Background(), p, nil)
+			assert.Equal(t, spec.CauseDeviceLost, spec.CauseOf(err))
+			assert.Len(t, dev.runs, 1, "nothing more is sent")
+			assert.NotEmpty(t, e.Info().Lost)
+		})
+	}
+}
+
+// The context is checked between command buffers: cancelled during the first, the
+// backward pass sends no second one and returns no gradients.
+func TestCancelBetweenCommandBuffers(t *testing.T) {
+	dev := newFakeDevice()
+	e := testExecutor(t, dev)
+	ctx, cancel := context.WithCancel(context.Background())
+	dev.onRun = func(n int) {
+		if n == 1 {
+			cancel()
+		}
+	}
+	p := testProblem(t, tensor.Float32, 1, 2, 1, 8, 8, 16)
+	rng := rand.New(rand.NewPCG(6, 6))
+	s := &spec.Saved{O: randTensor(t, rng, tensor.Float32, 1, 2, 8, 16), L: randTensor(t, rng, tensor.Float32, 1, 2, 8)}
+	dO := randTensor(t, rng, tensor.Float32, 1, 2, 8, 16)
+	g, err := e.Backward(ctx, p, s, dO, nil)
+	assert.Nil(t, g)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Len(t, dev.runs, 1)
+	assert.Equal(t, pooled(e), dev.liveBuffers(), "the gradients' storage is released")
+}
+
+func TestMemoryBudget(t *testing.T) {
+	dev := newFakeDevice()
+	e := testExecutor(t, dev)
+	p := testProblem(t, tensor.Float32, 1, 2, 1, 64, 64, 32)
+	ctx := spec.WithMemoryBudget(context.Background(), 1024)
+	_, err := e.Forward(ctx, p, nil)
+	assert.ErrorIs(t, err, spec.ErrMemoryBudget)
+	assert.Zero(t, dev.allocs, "nothing is allocated over budget")
 }
 
 func TestAllocationFailureAtEveryStep(t *testing.T) {
@@ -394,7 +566,8 @@ func TestAllocationFailureAtEveryStep(t *testing.T) {
 	for n := 1; n <= total; n++ {
 		dev := newFakeDevice()
 		dev.failAllocAt = n
-		e := testExecutor(t, dev)
+		e, err := newExecutor(dev, Params{Source: testSource})
+		require.NoError(t, err)
 		s2, ferr := e.Forward(context.Background(), p, nil)
 		var berr error
 		if ferr == nil {
@@ -406,10 +579,15 @@ func TestAllocationFailureAtEveryStep(t *testing.T) {
 		} else {
 			assert.Nil(t, s2)
 		}
-		err := errors.Join(ferr, berr)
+		err = errors.Join(ferr, berr)
 		assert.ErrorIs(t, err, metalrt.ErrOutOfMemory, "allocation %d", n)
-		assert.Zero(t, dev.liveBuffers(), "allocation %d: every buffer released", n)
 		assert.Len(t, dev.runs, map[bool]int{true: 0, false: 1}[ferr != nil], "allocation %d: nothing runs after a failed allocation", n)
+		require.NoError(t, e.Close())
+		outputs := 0
+		if ferr == nil {
+			outputs = 2 // the forward's O and L, held by s2
+		}
+		assert.Equal(t, outputs, dev.liveBuffers(), "allocation %d: every buffer of a failed call released", n)
 	}
 }
 
@@ -475,7 +653,6 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Equal(t, 1, dev.compiles)
-	assert.Zero(t, dev.liveBuffers())
 }
 
 func TestDefaultSourceIsSelfContained(t *testing.T) {
@@ -489,5 +666,5 @@ func TestDefaultSourceIsSelfContained(t *testing.T) {
 	require.NoError(t, err)
 	defer e.Close()
 	require.NoError(t, e.Warmup())
-	assert.Equal(t, []string{src}, dev.sources, "New compiles native/msl's kernels by default")
+	assert.Equal(t, []string{src, src}, dev.sources, "New compiles native/msl's kernels by default, in two libraries")
 }

@@ -170,11 +170,13 @@ func (p *Problem) KeyRange(b, i int) (lo, hi int) {
 		hi = d + 1
 	}
 	if w := p.Window; w != nil {
-		if w.Left != WindowUnbounded && d-w.Left > lo {
-			lo = d - w.Left
+		// Compared so that nothing overflows: any bound up to MaxInt is valid and a bound
+		// past N + M simply hides nothing (d ∈ [−N, N + M], lo = 0, hi ≤ M).
+		if w.Left != WindowUnbounded && d > w.Left {
+			lo = d - w.Left // d − Left > 0 = lo
 		}
-		if w.Right != WindowUnbounded && d+w.Right+1 < hi {
-			hi = d + w.Right + 1
+		if w.Right != WindowUnbounded && w.Right < hi-d-1 {
+			hi = d + w.Right + 1 // < hi
 		}
 	}
 	if hi < lo {

@@ -6,6 +6,19 @@ import (
 	"github.com/orchard-ml/orchard/go/tensor"
 )
 
+// The accepted range of Options.Scale and Options.Softcap besides 0 (see the package doc):
+// both must be normal float32 numbers, so that every executor, whatever precision it
+// computes in, uses the same nonzero value, and at most 2^24, so that the logits of inputs
+// of sane magnitude stay far from overflow.
+const (
+	MinScale = 0x1p-126 // the smallest normal float32, ≈ 1.18e-38
+	MaxScale = 0x1p24   // 16777216
+)
+
+// MaxDropoutKeys is the most keys dropout can index: the Philox counter holds the column
+// group j/4 in 32 bits.
+const MaxDropoutKeys = 1 << 34
+
 // Validate checks every rule of the contract that does not depend on the executor, and
 // returns an *ArgError naming the first argument that breaks one.
 func Validate(p *Problem) error {
@@ -44,14 +57,14 @@ func Validate(p *Problem) error {
 	}
 	d := p.Dims()
 	o := &p.Options
-	if math.IsNaN(o.Scale) || math.IsInf(o.Scale, 0) || o.Scale < 0 {
-		return argErr("Options.Scale", "is %v; must be finite and > 0 (0 selects 1/sqrt(D))", o.Scale)
+	if o.Scale != 0 && !(o.Scale >= MinScale && o.Scale <= MaxScale) {
+		return argErr("Options.Scale", "is %v; must be 0 (1/sqrt(D)) or in [2^-126, 2^24]", o.Scale)
 	}
 	if o.Causal > CausalBottomRight {
 		return argErr("Options.Causal", "unknown mode %d", o.Causal)
 	}
-	if math.IsNaN(o.Softcap) || math.IsInf(o.Softcap, 0) || o.Softcap < 0 {
-		return argErr("Options.Softcap", "is %v; must be finite and ≥ 0 (0 turns it off)", o.Softcap)
+	if o.Softcap != 0 && !(o.Softcap >= MinScale && o.Softcap <= MaxScale) {
+		return argErr("Options.Softcap", "is %v; must be 0 (off) or in [2^-126, 2^24]", o.Softcap)
 	}
 	if pd := o.Dropout.P; math.IsNaN(pd) || pd < 0 || pd >= 1 {
 		return argErr("Options.Dropout.P", "is %v; must be in [0, 1)", pd)
@@ -65,8 +78,13 @@ func Validate(p *Problem) error {
 	default:
 		return argErr("Options.GradDType", "is %v; must be 0 (Q's dtype) or float32", o.GradDType)
 	}
-	if o.Dropout.P > 0 && uint64(d.B)*uint64(d.H)*uint64(d.N) > math.MaxUint32+1 {
-		return argErr("Options.Dropout", "B·H·N = %d rows exceed the 2^32 rows the dropout counter indexes", d.B*d.H*d.N)
+	if o.Dropout.P > 0 {
+		if rows, ok := mulCount(d.B, d.H, d.N); !ok || rows > math.MaxUint32+1 {
+			return argErr("Options.Dropout", "B·H·N = %d·%d·%d rows exceed the 2^32 rows the dropout counter indexes", d.B, d.H, d.N)
+		}
+		if d.M > MaxDropoutKeys {
+			return argErr("Options.Dropout", "M = %d keys exceed the 2^34 columns the dropout counter indexes", d.M)
+		}
 	}
 	if w := o.Window; w != nil {
 		if w.Left < WindowUnbounded {
@@ -114,7 +132,10 @@ func validateMask(m *Mask, d Dims) error {
 	if s[2] != d.N || s[3] != d.M {
 		return argErr("Options.Mask.Shape", "[%d, %d] in the last two dimensions, want [N, M] = [%d, %d]", s[2], s[3], d.N, d.M)
 	}
-	n := s[0] * s[1] * s[2] * s[3]
+	n, ok := mulCount(s[0], s[1], s[2], s[3])
+	if !ok {
+		return argErr("Options.Mask.Shape", "%v has more elements than an int can count", s)
+	}
 	switch m.Kind {
 	case MaskBool:
 		if len(m.Keep) != n || m.Bias != nil {
@@ -133,6 +154,18 @@ func validateMask(m *Mask, d Dims) error {
 		return argErr("Options.Mask.Kind", "unknown kind %d", m.Kind)
 	}
 	return nil
+}
+
+// mulCount multiplies non-negative counts; ok is false when the product overflows an int.
+func mulCount(xs ...int) (n int, ok bool) {
+	n = 1
+	for _, x := range xs {
+		if x < 0 || (x != 0 && n > math.MaxInt/x) {
+			return 0, false
+		}
+		n *= x
+	}
+	return n, true
 }
 
 func validateLens(arg string, lens []int, b, max int, dim string) error {

@@ -143,13 +143,13 @@ func Cases() ([]Case, error) {
 	})
 
 	// Options.
-	for _, s := range []float64{nan, -1, inf, math.Inf(-1)} {
+	for _, s := range []float64{nan, -1, inf, math.Inf(-1), 1e39, math.MaxFloat64, 0x1p24 * (1 + 0x1p-52), 1e-320, math.SmallestNonzeroFloat64} {
 		opt("scale "+fmtf(s), "Options.Scale", func(o *spec.Options) { o.Scale = s })
 	}
 	for _, m := range []spec.Causal{spec.CausalBottomRight + 1, 255} {
 		opt("causal mode "+strconv.Itoa(int(m)), "Options.Causal", func(o *spec.Options) { o.Causal = m })
 	}
-	for _, s := range []float64{nan, -0.5, inf} {
+	for _, s := range []float64{nan, -0.5, inf, 1e300, 1e-320} {
 		opt("softcap "+fmtf(s), "Options.Softcap", func(o *spec.Options) { o.Softcap = s })
 	}
 	for _, p := range []float64{1, 1.5, -0.1, nan, inf} {
@@ -162,6 +162,11 @@ func Cases() ([]Case, error) {
 		c.Problem.Dropout.P = 0.1
 		c.Saved = &spec.Saved{O: b.broadcast(1, h, n, 2), L: b.broadcast(1, h, n)}
 		c.DO = b.broadcast(1, h, n, 2)
+	})
+	add("dropout over more than 2^34 keys", "Options.Dropout", false, func(c *Case) {
+		const m = 1<<34 + 1
+		c.Problem.K, c.Problem.V = b.broadcast(B, Hkv, m, D), b.broadcast(B, Hkv, m, D)
+		c.Problem.Dropout.P = 0.1
 	})
 	opt("window left -2", "Options.Window.Left", func(o *spec.Options) { o.Window = &spec.Window{Left: -2, Right: 1} })
 	opt("window right -3", "Options.Window.Right", func(o *spec.Options) {
@@ -186,6 +191,20 @@ func Cases() ([]Case, error) {
 		{"mask transposed [M, N]", [4]int{1, 1, M, N}},
 	} {
 		opt(s.name, "Options.Mask.Shape", func(o *spec.Options) { o.Mask = boolMask(s.shape) })
+	}
+	for _, kind := range []spec.MaskKind{spec.MaskBool, spec.MaskAdditive} {
+		add("mask element count overflows int, kind "+strconv.Itoa(int(kind)), "Options.Mask.Shape", false, func(c *Case) {
+			const n = 1 << 32 // N·M = 2^64 wraps to 0, which an empty slice would match
+			c.Problem.Q, c.Problem.K, c.Problem.V = b.broadcast(1, 1, n, 1), b.broadcast(1, 1, n, 1), b.broadcast(1, 1, n, 1)
+			c.Problem.Mask = &spec.Mask{Kind: kind, Shape: [4]int{1, 1, n, n}}
+			if kind == spec.MaskBool {
+				c.Problem.Mask.Keep = []bool{}
+			} else {
+				c.Problem.Mask.Bias = []float32{}
+			}
+			c.Saved = &spec.Saved{O: b.broadcast(1, 1, n, 1), L: b.broadcast(1, 1, n)}
+			c.DO = b.broadcast(1, 1, n, 1)
+		})
 	}
 	opt("bool mask short", "Options.Mask.Keep", func(o *spec.Options) {
 		o.Mask = boolMask([4]int{1, H, N, M})

@@ -17,5 +17,8 @@
 //
 // Dropout multiplies the softmax probabilities P (after masking) on their way into
 // O = P·V; the saved logsumexp L is that of the undropped logits. (b*H + h)*N + i must fit
-// in 32 bits, which spec.Validate checks when dropout is on.
+// in 32 bits and j >> 2 too (so M ≤ 2^34 keys), which spec.Validate checks when dropout is
+// on: beyond that the counter would wrap and the masks repeat. Widening the counter instead
+// would change every executor's masks and the committed oracle vectors, for sizes no
+// attention call reaches.
 package philox

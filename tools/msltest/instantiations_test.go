@@ -106,20 +106,30 @@ const (
 	blockEnd   = "// END GENERATED INSTANTIATIONS"
 )
 
-// instantiationBlock renders the generated block of attention.metal: the emulated
-// subset under MSLEMU (defined by tools/mslemu's shim), every instance of the tile table
-// otherwise.
+// instantiationBlock renders the generated block of attention.metal: every instance of
+// the tile table (mslplan.Instances), for Metal and the emulator alike, and under MSLEMU
+// (defined by tools/mslemu's shim) also the small test tiles of emulated. All of it sits
+// inside #ifndef MSLEMU_KGEN_SHARD, which tools/mslemu's generator uses to spread the
+// instantiations over several translation units (Metal never defines it).
 func instantiationBlock() string {
+	production := map[string]bool{}
+	for _, in := range mslplan.Instances() {
+		production[in.Name()] = true
+	}
 	var b strings.Builder
 	b.WriteString(blockBegin + "\n")
 	b.WriteString("// Written by `go test ./tools/msltest -run TestInstantiations -update` from the tile\n")
-	b.WriteString("// table of go/attention/mslplan (for Metal) and the emulated subset in\n")
-	b.WriteString("// tools/msltest/instantiations_test.go (for tools/mslemu). Do not edit by hand.\n")
+	b.WriteString("// table of go/attention/mslplan (every instance, for Metal and for tools/mslemu) and the\n")
+	b.WriteString("// test tiles in tools/msltest/instantiations_test.go (tools/mslemu only). Do not edit by\n")
+	b.WriteString("// hand. tools/mslemu spreads what MSLEMU_KGEN_SHARD hides over several translation units.\n")
+	b.WriteString("#ifndef MSLEMU_KGEN_SHARD\n")
 	b.WriteString("#ifdef MSLEMU\n")
 	for _, in := range emulatedInstances() {
-		b.WriteString(instantiationLine(in))
+		if !production[in.Name()] {
+			b.WriteString(instantiationLine(in))
+		}
 	}
-	b.WriteString("#else\n")
+	b.WriteString("#endif\n")
 	for _, in := range mslplan.Instances() {
 		b.WriteString(instantiationLine(in))
 	}

@@ -9,23 +9,11 @@ import (
 	"github.com/orchard-ml/orchard/go/attention/mslplan"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/tensor"
+	"github.com/orchard-ml/orchard/tools/msltest/refcheck"
 )
 
-// Tolerances of the issue: relative L2 against the float64 reference.
-type tolerance struct {
-	fwd  float64 // O and L
-	grad float64 // dQ, dK, dV
-}
-
-func toleranceFor(dt tensor.DType) tolerance {
-	switch dt {
-	case tensor.Float16:
-		return tolerance{fwd: 3e-3, grad: 3e-3}
-	case tensor.BFloat16:
-		return tolerance{fwd: 2e-2, grad: 2e-2}
-	}
-	return tolerance{fwd: 1e-5, grad: 1e-4}
-}
+// toleranceFor is the tolerance of dtype dt (refcheck.ToleranceFor).
+func toleranceFor(dt tensor.DType) refcheck.Tolerance { return refcheck.ToleranceFor(dt) }
 
 // testCase is one problem in the kernels' dtype, its float64 twin for the reference,
 // the upstream gradient, and the tiles it runs with.
@@ -174,10 +162,16 @@ func randOptions(rng *rand.Rand, d spec.Dims, desc *[]string) spec.Options {
 	return o
 }
 
-// randCase draws problem number i of a run for config cfg.
+// randCase draws problem number i of a run for config cfg, with at most 40 query and key
+// rows.
 func randCase(rng *rand.Rand, i int, cfg emuConfig) (*testCase, error) {
+	return randCaseSized(rng, i, cfg, 40)
+}
+
+// randCaseSized is randCase with at most maxLen query and key rows.
+func randCaseSized(rng *rand.Rand, i int, cfg emuConfig, maxLen int) (*testCase, error) {
 	sh := shapes[rng.IntN(len(shapes))]
-	d := spec.Dims{B: sh[0], H: sh[1], Hkv: sh[2], N: 1 + rng.IntN(40), M: 1 + rng.IntN(40), D: randHeadDim(rng, cfg.d)}
+	d := spec.Dims{B: sh[0], H: sh[1], Hkv: sh[2], N: 1 + rng.IntN(maxLen), M: 1 + rng.IntN(maxLen), D: randHeadDim(rng, cfg.d)}
 	desc := []string{fmt.Sprintf("#%d %v B=%d H=%d Hkv=%d N=%d M=%d D=%d", i, cfg, d.B, d.H, d.Hkv, d.N, d.M, d.D)}
 	strided := rng.IntN(6) == 0
 	if strided {

@@ -12,7 +12,30 @@ import (
 type bwd struct {
 	o, do src       // saved O and dO: (B, H, N, D)
 	dvec  []float32 // (B, H, N) D_i = dO_i·O_i
-	l2    []float32 // (B, H, N) L_i·log2(e); +Inf for a row with no visible key
+	l2    []float32 // (B, H, N) (L_i − off_i)·log2(e); +Inf for a row with no visible key
+	off   []float64 // (B, H, N) row offsets of the logits (rowOffsets; non-plain path only)
+}
+
+// backwardBytes is the memory a backward call allocates: new gradient tensors (none for
+// destinations written in place), copies of non-contiguous inputs, L read as float64,
+// the per-row state, one scratch per worker and the fused schedule's partial dQ buffers.
+func (x *plan) backwardBytes(s *spec.Saved, dO *tensor.Tensor, into *spec.Grads) int64 {
+	d, gt := x.d, x.p.GradDTypeValue()
+	rows := spec.MulBytes(d.B, d.H, d.N)
+	w := int64(x.e.workers(d.B * d.H * ((d.N + x.br - 1) / x.br)))
+	scratch := max(x.fwdScratchBytes(true), x.kvScratchBytes())
+	need := spec.AddBytes(
+		outBytes(into.DQ, gt, d.B, d.H, d.N, d.D),
+		outBytes(into.DK, gt, d.B, d.Hkv, d.M, d.D),
+		outBytes(into.DV, gt, d.B, d.Hkv, d.M, d.D),
+		copyBytes(x.p.Q, x.p.K, x.p.V, s.O, dO),
+		spec.MulBytes(int(rows), 8+4+4+8),
+		spec.MulBytes(int(scratch), int(w)))
+	if x.fusedBackward() {
+		bufs := min(d.B*d.Hkv, int(w)+1) * x.nChunks()
+		need = spec.AddBytes(need, spec.MulBytes(bufs, x.dqBuf(), 4))
+	}
+	return need
 }
 
 // backward computes dQ, dK and dV over the worker pool without a shared accumulator:
@@ -29,30 +52,36 @@ type bwd struct {
 // and both schedules sum dQ chunk by chunk and then add the chunk sums in chunk order. So
 // both visit the same tiles and sum every output element in the same order with the same
 // operations: they give the same bits, and the choice may depend on the number of workers.
-func (x *plan) backward(so *tensor.Tensor, lse []float32, dO *tensor.Tensor) (*spec.Grads, error) {
+func (x *plan) backward(so *tensor.Tensor, lse []float64, dO *tensor.Tensor, into *spec.Grads) (g, rest *spec.Grads, err error) {
 	d := x.d
 	st := &bwd{}
-	var err error
 	if st.o, err = newSrc("Saved.O", so, d.H, d.N, d.D); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if st.do, err = newSrc("dO", dO, d.H, d.N, d.D); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	dq, err := newDst(x.dt, d.B, d.H, d.N, d.D)
+	gt := x.p.GradDTypeValue()
+	dq, err := newDst(into.DQ, gt, d.B, d.H, d.N, d.D)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	dk, err := newDst(x.dt, d.B, d.Hkv, d.M, d.D)
+	dk, err := newDst(into.DK, gt, d.B, d.Hkv, d.M, d.D)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	dv, err := newDst(x.dt, d.B, d.Hkv, d.M, d.D)
+	dv, err := newDst(into.DV, gt, d.B, d.Hkv, d.M, d.D)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	st.dvec = make([]float32, d.B*d.H*d.N)
-	st.l2 = make([]float32, d.B*d.H*d.N)
+	rows := d.B * d.H * d.N
+	st.dvec = x.e.cache.get(rows)
+	st.l2 = x.e.cache.get(rows)
+	defer x.e.cache.put(st.dvec)
+	defer x.e.cache.put(st.l2)
+	if !x.plain {
+		st.off = make([]float64, rows)
+	}
 
 	var pre []task
 	for b := 0; b < d.B; b++ {
@@ -60,14 +89,15 @@ func (x *plan) backward(so *tensor.Tensor, lse []float32, dO *tensor.Tensor) (*s
 			pre = append(pre, task{b: b, h: h, cost: x.p.LensQ(b)})
 		}
 	}
-	err = run(x.e, pre, func() []float32 { return make([]float32, 2*d.D) },
+	err = run(x.ctx, x.e, pre, func() []float32 { return make([]float32, 3*d.D) }, nil,
 		func(w []float32, t task) { x.preprocess(st, w, t.b, t.h, lse) })
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if x.fusedBackward() {
 		// One task per (b, kv head, chunk of key blocks): dK, dV and a partial dQ.
 		sums := &dqSums{x: x, dq: &dq, parts: map[[2]int][][]float32{}}
+		defer sums.release()
 		var tasks []task
 		for b := 0; b < d.B; b++ {
 			bounds, costs := x.chunkBounds(b), x.keyBlockCosts(b)
@@ -81,36 +111,59 @@ func (x *plan) backward(so *tensor.Tensor, lse []float32, dO *tensor.Tensor) (*s
 				}
 			}
 		}
-		err = run(x.e, tasks, func() *kvScratch { return x.newKVScratch() },
+		err = run(x.ctx, x.e, tasks, x.newKVScratch, x.freeKVScratch,
 			func(w *kvScratch, t task) { x.fusedBlock(st, w, sums, t.b, t.h, t.blk, &dk, &dv) })
 	} else {
-		err = run(x.e, x.keyTasks(), func() *kvScratch { return x.newKVScratch() },
+		err = run(x.ctx, x.e, x.keyTasks(), x.newKVScratch, x.freeKVScratch,
 			func(w *kvScratch, t task) { x.dkdvBlock(st, w, t.b, t.h, t.blk*x.bc, &dk, &dv, nil) })
 		if err == nil {
-			err = run(x.e, x.queryTasks(), func() *fwdScratch { return x.newFwdScratch(true) },
+			err = run(x.ctx, x.e, x.queryTasks(), func() *fwdScratch { return x.newFwdScratch(true) }, x.freeFwdScratch,
 				func(w *fwdScratch, t task) { x.dqBlock(st, w, t.b, t.h, t.blk*x.br, &dq) })
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &spec.Grads{DQ: dq.t, DK: dk.t, DV: dv.t}, nil
+	rest = &spec.Grads{}
+	if !dq.inPlace {
+		rest.DQ = into.DQ
+	}
+	if !dk.inPlace {
+		rest.DK = into.DK
+	}
+	if !dv.inPlace {
+		rest.DV = into.DV
+	}
+	return &spec.Grads{DQ: dq.t, DK: dk.t, DV: dv.t}, rest, nil
 }
 
-// preprocess fills D_i = dO_i·O_i (accumulated in float64) and L2_i for the rows of
-// (b, h). Rows past the query length, or whose L is −Inf, get L2 = +Inf so that every P
-// recomputed for them is 0.
-func (x *plan) preprocess(st *bwd, w []float32, b, h int, lse []float32) {
+// preprocess fills D_i = dO_i·O_i (accumulated in float64), the row offsets and L2_i =
+// (L_i − off_i)·log2(e) (in float64, then rounded) for the rows of (b, h). Rows past the
+// query length, or whose L is −Inf, get L2 = +Inf so that every P recomputed for them is 0.
+func (x *plan) preprocess(st *bwd, w []float32, b, h int, lse []float64) {
 	d := x.d
 	nq := x.p.LensQ(b)
 	row := (b*d.H + h) * d.N
 	ov, dov := w[:d.D], w[d.D:2*d.D]
 	inf := float32(math.Inf(1))
+	var lo, hi [1]int
 	for i := 0; i < d.N; i++ {
 		li := lse[row+i]
-		if i >= nq || math.IsInf(float64(li), -1) {
+		if i >= nq || math.IsInf(li, -1) {
 			st.dvec[row+i], st.l2[row+i] = 0, inf
 			continue
+		}
+		if st.off != nil {
+			lo[0], hi[0] = x.p.KeyRange(b, i)
+			x.rowOffsets(st.off[row+i:row+i+1], b, h, i, 1, lo[:], hi[:])
+			if off := st.off[row+i]; off != 0 && math.Abs(li) > relLimit {
+				// L is too large for float64 to hold what the row's logits add to the
+				// offset (|L| > 2^32 leaves under 2^-20 of resolution): recompute it
+				// relative to the offset from the row itself.
+				li = x.rowLSE(b, h, i, lo[0], hi[0], off, w[:d.D], w[2*d.D:3*d.D])
+			} else {
+				li -= off
+			}
 		}
 		off := (row + i) * d.D
 		st.o.row(ov, off)
@@ -120,11 +173,59 @@ func (x *plan) preprocess(st *bwd, w []float32, b, h int, lse []float32) {
 			s += float64(v) * float64(dov[c])
 		}
 		st.dvec[row+i] = float32(s)
-		st.l2[row+i] = float32(float64(li) * math.Log2E)
+		st.l2[row+i] = float32(li * math.Log2E)
 	}
 }
 
-// kvScratch is one worker's memory for the dK/dV pass.
+// relLimit is the magnitude of L above which the backward recomputes a biased row's
+// logsumexp relative to its offset instead of subtracting the offset from L.
+const relLimit = 1 << 32
+
+// rowLSE returns ln Σ_j exp(s_j − off) over the visible keys j ∈ [lo, hi) of row i of
+// (b, h), in float64, where s_j is the row's logit as logits computes it; −Inf for a row
+// with no visible key. qv and kv are scratch rows of D elements.
+func (x *plan) rowLSE(b, h, i, lo, hi int, off float64, qv, kv []float32) float64 {
+	g := x.d.KVHead(h)
+	x.q.row(qv, x.q.off(b, h, i))
+	at := x.p.Mask.Index(b, h, i, 0)
+	m := math.Inf(-1)
+	var vals []float64
+	for j := lo; j < hi; j++ {
+		if x.keep != nil && !x.keep[at+j] {
+			continue
+		}
+		v := 0.0
+		if x.bias != nil {
+			bj := float64(x.bias[at+j])
+			if math.IsInf(bj, -1) {
+				continue
+			}
+			v = bj - off
+		}
+		x.k.row(kv, x.k.off(b, g, j))
+		dot := 0.0
+		for c, qc := range qv {
+			dot += float64(qc) * float64(kv[c])
+		}
+		z := x.scale64 * dot
+		if x.softcap > 0 {
+			z = x.softcap * math.Tanh(z/x.softcap)
+		}
+		v += z
+		vals = append(vals, v)
+		m = max(m, v)
+	}
+	if math.IsInf(m, -1) {
+		return m
+	}
+	sum := 0.0
+	for _, v := range vals {
+		sum += math.Exp(v - m)
+	}
+	return m + math.Log(sum)
+}
+
+// kvScratch is one worker's memory for the dK/dV pass, carved from one cached buffer.
 type kvScratch struct {
 	kT, vT []float32 // (D, bc) K and V of the key block, transposed
 	s      []float32 // (br, bc) logits, then P, then P'
@@ -138,32 +239,55 @@ type kvScratch struct {
 	tmp    []float32 // (D)
 	lo, hi []int     // (br)
 	dq     []float32 // (group, dqRows, dp) partial dQ of the group's heads (fused only)
+	buf    []float32 // the cached buffer the float32 parts live in
+}
+
+func (x *plan) kvScratchLen() int {
+	br, bc, d, dp := x.br, x.bc, x.d.D, x.dp
+	n := 2*d*bc + 2*br*bc + 3*bc*dp + 2*br*dp + d
+	if x.softcap > 0 {
+		n += br * bc
+	}
+	if x.drop {
+		n += br * bc
+	}
+	return n
+}
+
+func (x *plan) kvScratchBytes() int64 {
+	return spec.AddBytes(spec.MulBytes(x.kvScratchLen(), 4), spec.MulBytes(x.br, 16))
 }
 
 func (x *plan) newKVScratch() *kvScratch {
 	br, bc, d, dp := x.br, x.bc, x.d.D, x.dp
+	buf := x.e.cache.get(x.kvScratchLen())
+	clear(buf)
+	sl := &slab{buf: buf}
 	w := &kvScratch{
-		kT:    make([]float32, d*bc),
-		vT:    make([]float32, d*bc),
-		s:     make([]float32, br*bc),
-		dp:    make([]float32, br*bc),
-		dk:    make([]float32, bc*dp),
-		dv:    make([]float32, bc*dp),
-		qBuf:  make([]float32, br*dp),
-		doBuf: make([]float32, br*dp),
-		tmp:   make([]float32, d),
+		buf:   buf,
+		kT:    sl.take(d * bc),
+		vT:    sl.take(d * bc),
+		s:     sl.take(br * bc),
+		dp:    sl.take(br * bc),
+		dk:    sl.take(bc * dp),
+		dv:    sl.take(bc * dp),
+		qBuf:  sl.take(br * dp),
+		doBuf: sl.take(br * dp),
+		kBuf:  sl.take(bc * dp),
+		tmp:   sl.take(d),
 		lo:    make([]int, br),
 		hi:    make([]int, br),
 	}
 	if x.softcap > 0 {
-		w.u = make([]float32, br*bc)
+		w.u = sl.take(br * bc)
 	}
 	if x.drop {
-		w.z = make([]float32, br*bc)
+		w.z = sl.take(br * bc)
 	}
-	w.kBuf = make([]float32, bc*dp)
 	return w
 }
+
+func (x *plan) freeKVScratch(w *kvScratch) { x.e.cache.put(w.buf) }
 
 // dqRows is the row count of one head's dQ buffer: N rounded up to whole query blocks,
 // so a GEMM over the last block's padded rows stays inside it.
@@ -269,6 +393,9 @@ func (x *plan) fusedBlock(st *bwd, w *kvScratch, sums *dqSums, b, g, k int, dk, 
 	bounds := x.chunkBounds(b)
 	w.dq = sums.buffer()
 	for jb := bounds[k]; jb < bounds[k+1]; jb++ {
+		if x.ctx.Err() != nil {
+			return // the pool reports the cancellation
+		}
 		x.dkdvBlock(st, w, b, g, jb*x.bc, dk, dv, w.dq)
 	}
 	sums.add(b, g, k, len(bounds)-1, w.dq)
@@ -294,10 +421,25 @@ func (s *dqSums) buffer() []float32 {
 	}
 	s.mu.Unlock()
 	if buf == nil {
-		return make([]float32, s.x.dqBuf())
+		buf = s.x.e.cache.get(s.x.dqBuf())
 	}
 	clear(buf)
 	return buf
+}
+
+// release hands every buffer back to the executor's cache once the call is done.
+func (s *dqSums) release() {
+	for _, b := range s.free {
+		s.x.e.cache.put(b)
+	}
+	for _, p := range s.parts {
+		for _, b := range p {
+			if b != nil {
+				s.x.e.cache.put(b)
+			}
+		}
+	}
+	s.free, s.parts = nil, nil
 }
 
 // add files chunk k's partial dQ of (b, g); the call that completes the set sums it.
@@ -385,6 +527,9 @@ func (x *plan) dkdvBlock(st *bwd, w *kvScratch, b, g, j0 int, dk, dv *dst, dq []
 			if kLo >= jz || kHi <= j0 {
 				continue
 			}
+			if x.ctx.Err() != nil {
+				return // the pool reports the cancellation
+			}
 			x.dkdvTile(st, w, b, h, g, i0, rn, j0, jn, jn16, jn6)
 			if dq != nil {
 				// dQ += dS·K                                          (rn, dp)
@@ -414,7 +559,7 @@ func (x *plan) dkdvTile(st *bwd, w *kvScratch, b, h, g, i0, rn, j0, jn, jn16, jn
 	kn.GEMM(rn6, jn16, d.D, dot, dp, 1, w.vT, bc, dp2, bc, false)
 	t := tile{x: s, sr: bc, sc: 1}
 	if !x.plain {
-		x.logits(t, w.u, b, h, i0, rn, j0, jn16, w.lo, w.hi)
+		x.logits(t, w.u, b, h, i0, rn, j0, jn16, w.lo, w.hi, x.offRows(st, b, h, i0, rn))
 	} else if !full(w.lo, w.hi, rn, j0, j0+jn16) {
 		mask(t, rn, j0, jn16, w.lo, w.hi)
 	}
@@ -480,7 +625,10 @@ func (x *plan) dqBlock(st *bwd, w *fwdScratch, b, h, i0 int, dq *dst) {
 	nk := x.p.LensK(b)
 	for jb := kLo / x.bc; jb*x.bc < kHi; jb++ {
 		j0 := jb * x.bc
-		x.dqTile(w, accs[chunkOf(bounds, jb)], b, h, i0, rn, j0, min(x.bc, nk-j0))
+		if x.ctx.Err() != nil {
+			return // the pool reports the cancellation
+		}
+		x.dqTile(st, w, accs[chunkOf(bounds, jb)], b, h, i0, rn, j0, min(x.bc, nk-j0))
 	}
 	sum := accs[0]
 	for _, a := range accs[1:] {
@@ -489,8 +637,17 @@ func (x *plan) dqBlock(st *bwd, w *fwdScratch, b, h, i0 int, dq *dst) {
 	dq.putRows(row*d.D, rn, d.D, sum, dp)
 }
 
+// offRows returns the row offsets of rows [i0, i0+rn) of (b, h), or nil on the plain path.
+func (x *plan) offRows(st *bwd, b, h, i0, rn int) []float64 {
+	if st.off == nil {
+		return nil
+	}
+	row := (b*x.d.H+h)*x.d.N + i0
+	return st.off[row : row+rn]
+}
+
 // dqTile adds the contribution of keys [ja, ja+jn) to the dQ rows of the query block.
-func (x *plan) dqTile(w *fwdScratch, acc []float32, b, h, i0, rn, ja, jn int) {
+func (x *plan) dqTile(st *bwd, w *fwdScratch, acc []float32, b, h, i0, rn, ja, jn int) {
 	d, br, dp, kn := x.d, x.br, x.dp, x.kn
 	g := d.KVHead(h)
 	jn6 := roundUp(jn, mr)
@@ -505,7 +662,7 @@ func (x *plan) dqTile(w *fwdScratch, acc []float32, b, h, i0, rn, ja, jn int) {
 	kn.GEMM(jn6, cols, d.D, vt, dp, 1, w.doT, br, dpT, br, false)
 	t := tile{x: sT, sr: 1, sc: br}
 	if !x.plain {
-		x.logits(t, w.u, b, h, i0, rn, ja, jn, w.lo, w.hi)
+		x.logits(t, w.u, b, h, i0, rn, ja, jn, w.lo, w.hi, x.offRows(st, b, h, i0, rn))
 	} else if !full(w.lo, w.hi, rn, ja, ja+jn) {
 		mask(t, rn, ja, jn, w.lo, w.hi)
 	}

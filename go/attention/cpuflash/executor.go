@@ -41,14 +41,24 @@ type Params struct {
 	// else the best set. An executor asked for a set the CPU lacks declines every problem
 	// with that reason.
 	Kernels string
+	// ScratchCache bounds the bytes of scratch buffers the executor keeps between calls
+	// (0 means DefaultScratchCache, < 0 keeps none). Reused scratch spares a training loop
+	// the page faults of fresh memory on every step.
+	ScratchCache int64
 }
 
+// DefaultScratchCache is the default bound on cached scratch: enough for the partial dQ
+// buffers and per-worker tiles of N = 16384, H = 8, D = 64 on a few workers.
+const DefaultScratchCache = 64 << 20
+
 // Executor is the tiled FlashAttention executor for CPUs. It is safe for concurrent use:
-// each call allocates its own scratch.
+// each call takes its own scratch, from a cache of buffers the executor keeps between
+// calls (Params.ScratchCache bounds it).
 type Executor struct {
 	params Params
 	kn     *kernels
 	knErr  error // the requested kernel set does not run here
+	cache  *bufCache
 	// strategy forces a backward strategy in tests (0 chooses; see fusedBackward).
 	strategy backwardStrategy
 }
@@ -72,11 +82,16 @@ func New(p Params) *Executor {
 	if name == "" {
 		name = os.Getenv(KernelsEnv)
 	}
+	limit := p.ScratchCache
+	if limit == 0 {
+		limit = DefaultScratchCache
+	}
+	cache := &bufCache{limit: limit}
 	kn, err := selectKernels(name)
 	if err != nil {
-		return &Executor{params: p, kn: genericKernels(), knErr: err}
+		return &Executor{params: p, kn: genericKernels(), knErr: err, cache: cache}
 	}
-	return &Executor{params: p, kn: kn}
+	return &Executor{params: p, kn: kn, cache: cache}
 }
 
 // Name returns "cpuflash".
@@ -144,8 +159,8 @@ func (e *Executor) supports(p *spec.Problem) error {
 	default:
 		return spec.Unsupported(Name, "dtype %v: cpuflash computes in float32 from float32, float16 or bfloat16 inputs; float64 problems are the reference's", dt)
 	}
-	if gt := p.GradDTypeValue(); gt != p.Q.DType() {
-		return spec.Unsupported(Name, "gradients in %v for %v inputs are not written by cpuflash yet", gt, p.Q.DType())
+	if sc := p.ScaleValue(); sc > math.MaxFloat32 {
+		return spec.Unsupported(Name, "scale %g is beyond float32, which cpuflash computes in", sc)
 	}
 	for _, a := range []struct {
 		name string
@@ -165,8 +180,10 @@ func hostReadable(name string, t *tensor.Tensor) error {
 	return nil
 }
 
-// Forward returns O (Q's dtype) and L (float32) for p; destinations in into receive the
-// result.
+// Forward returns O (Q's dtype) and L (float64, or float32 when into.L is) for p.
+// Destinations in into that are contiguous host memory are written in place (cleared
+// first); others receive a copy. A cancelled ctx stops the call between tiles with an
+// error wrapping ctx.Err(); the destinations' contents are then unspecified.
 func (e *Executor) Forward(ctx context.Context, p *spec.Problem, into *spec.Saved) (*spec.Saved, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -180,19 +197,55 @@ func (e *Executor) Forward(ctx context.Context, p *spec.Problem, into *spec.Save
 	if err := e.supports(p); err != nil {
 		return nil, err
 	}
-	x, err := newPlan(e, p)
+	x, err := newPlan(ctx, e, p)
 	if err != nil {
 		return nil, err
 	}
-	out, err := x.forward()
+	var io, il *tensor.Tensor
+	if into != nil {
+		io, il = into.O, into.L
+	}
+	d := x.d
+	lt := tensor.Float64
+	if il != nil {
+		lt = il.DType()
+	}
+	need := spec.AddBytes(
+		outBytes(io, x.dt, d.B, d.H, d.N, d.D),
+		outBytes(il, lt, d.B, d.H, d.N),
+		copyBytes(p.Q, p.K, p.V),
+		spec.MulBytes(int(x.fwdScratchBytes(false)), e.workers(d.B*d.H*((d.N+x.br-1)/x.br))))
+	if err := spec.CheckMemory(ctx, "cpuflash: forward outputs and scratch", need); err != nil {
+		return nil, err
+	}
+	if err := x.load(); err != nil {
+		return nil, err
+	}
+	o, err := newDst(io, x.dt, d.B, d.H, d.N, d.D)
 	if err != nil {
 		return nil, err
 	}
-	return spec.FillSaved(into, out)
+	l, err := newLseDst(il, d.B, d.H, d.N)
+	if err != nil {
+		return nil, err
+	}
+	if err := x.forward(&o, &l); err != nil {
+		return nil, err
+	}
+	out := &spec.Saved{O: o.t, L: l.t}
+	rest := &spec.Saved{}
+	if io != nil && !o.inPlace {
+		rest.O = io
+	}
+	if il != nil && !l.inPlace {
+		rest.L = il
+	}
+	return spec.FillSaved(rest, out)
 }
 
-// Backward returns dQ, dK and dV (Q's dtype) given the saved O and L of a forward pass of
-// p (from any executor) and dO.
+// Backward returns dQ, dK and dV (in p.GradDTypeValue()) given the saved O and L of a
+// forward pass of p (from any executor; L float32 or float64) and dO. Destinations in
+// into are handled as by Forward.
 func (e *Executor) Backward(ctx context.Context, p *spec.Problem, s *spec.Saved, dO *tensor.Tensor, into *spec.Grads) (*spec.Grads, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -214,24 +267,35 @@ func (e *Executor) Backward(ctx context.Context, p *spec.Problem, s *spec.Saved,
 			return nil, err
 		}
 	}
-	lse, err := s.L.ToFloat32s() // (B, H, N)
+	x, err := newPlan(ctx, e, p)
+	if err != nil {
+		return nil, err
+	}
+	var dst spec.Grads
+	if into != nil {
+		dst = *into
+	}
+	need := x.backwardBytes(s, dO, &dst)
+	if err := spec.CheckMemory(ctx, "cpuflash: backward outputs and scratch", need); err != nil {
+		return nil, err
+	}
+	lse, err := s.L.ToFloat64s() // (B, H, N)
 	if err != nil {
 		return nil, fmt.Errorf("cpuflash: reading Saved.L: %w", err)
 	}
 	for i, v := range lse {
-		if v != v || math.IsInf(float64(v), 1) {
+		if v != v || math.IsInf(v, 1) {
 			return nil, &spec.ArgError{Arg: "Saved.L", Rule: fmt.Sprintf("element %d is %v; a logsumexp is finite, or −Inf for a row with no visible key", i, v)}
 		}
 	}
-	x, err := newPlan(e, p)
+	if err := x.load(); err != nil {
+		return nil, err
+	}
+	g, rest, err := x.backward(s.O, lse, dO, &dst)
 	if err != nil {
 		return nil, err
 	}
-	g, err := x.backward(s.O, lse, dO)
-	if err != nil {
-		return nil, err
-	}
-	return spec.FillGrads(into, g)
+	return spec.FillGrads(rest, g)
 }
 
 // workers returns the number of goroutines for a call with n tasks.

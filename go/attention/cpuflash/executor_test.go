@@ -221,7 +221,7 @@ func compare(t *testing.T, e *Executor, p *spec.Problem, dO *tensor.Tensor) errs
 		require.Equal(t, dt, x.DType(), name)
 		require.True(t, x.IsContiguous(), name)
 	}
-	require.Equal(t, tensor.Float32, s.L.DType())
+	require.Equal(t, tensor.Float64, s.L.DType(), "L is float64 unless a float32 destination is given")
 	require.Equal(t, p.Q.Shape(), s.O.Shape())
 	require.Equal(t, p.K.Shape(), g.DK.Shape())
 
@@ -521,7 +521,7 @@ func TestChunkedBackward(t *testing.T) {
 			for k, st := range []backwardStrategy{strategyTwoPass, strategyFused} {
 				e := New(Params{BlockQ: 48, BlockK: 48})
 				e.strategy = st
-				x, err := newPlan(e, p)
+				x, err := newPlan(context.Background(), e, p)
 				require.NoError(t, err)
 				require.Equal(t, c.chunks, x.nChunks())
 				r := compare(t, e, p, dO)

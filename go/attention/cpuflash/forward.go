@@ -4,11 +4,11 @@ import (
 	"math"
 
 	"github.com/orchard-ml/orchard/go/attention/spec"
-	"github.com/orchard-ml/orchard/go/tensor"
 )
 
 // fwdScratch is one worker's memory for the forward pass (and the dQ pass, which walks
-// the same tiles). Nothing in it is N×M: it is sized by the blocks and D.
+// the same tiles). Nothing in it is N×M: it is sized by the blocks and D. The float32
+// parts are carved from one buffer of the executor's cache (buf).
 type fwdScratch struct {
 	qT   []float32 // (D, br)  Q of the query block, transposed
 	doT  []float32 // (D, br)  dO of the query block, transposed (dQ pass)
@@ -25,43 +25,74 @@ type fwdScratch struct {
 	corr                  []float32   // (br) per query row: rescale factor of the accumulators
 	dvec                  []float32   // (br) D_i = dO_i·O_i (dQ pass)
 	chunks                [][]float32 // (chunks, br, dp) dQ accumulator per chunk of key blocks (dQ pass)
+	off                   []float64   // (br) row offsets of the logits (rowOffsets)
 	lo, hi                []int       // (br) visible key range per query row
+
+	buf []float32 // the cached buffer the float32 parts live in
+}
+
+// fwdScratchLen is the number of float32 elements of one fwdScratch.
+func (x *plan) fwdScratchLen(backward bool) int {
+	br, bc, d, dp := x.br, x.bc, x.d.D, x.dp
+	n := d*br + bc*br + br*dp + 2*roundUp(bc, mr)*dp + d + 6*br
+	if backward {
+		n += d*br + bc*br + br + x.nChunks()*br*dp
+	}
+	if x.softcap > 0 {
+		n += bc * br
+	}
+	if x.drop {
+		n += bc * br
+	}
+	return n
+}
+
+// fwdScratchBytes is the memory of one fwdScratch, for the budget.
+func (x *plan) fwdScratchBytes(backward bool) int64 {
+	return spec.AddBytes(spec.MulBytes(x.fwdScratchLen(backward), 4), spec.MulBytes(x.br, 8+8+8))
 }
 
 func (x *plan) newFwdScratch(backward bool) *fwdScratch {
 	br, bc, d, dp := x.br, x.bc, x.d.D, x.dp
+	buf := x.e.cache.get(x.fwdScratchLen(backward))
+	clear(buf)
+	sl := &slab{buf: buf}
 	w := &fwdScratch{
-		qT:   make([]float32, d*br),
-		s:    make([]float32, bc*br),
-		o:    make([]float32, br*dp),
-		kBuf: make([]float32, roundUp(bc, mr)*dp),
-		vBuf: make([]float32, roundUp(bc, mr)*dp),
-		tmp:  make([]float32, d),
-		m2:   make([]float32, br),
-		l:    make([]float32, br),
-		mx:   make([]float32, br),
-		lsum: make([]float32, br),
-		bsub: make([]float32, br),
-		corr: make([]float32, br),
+		buf:  buf,
+		qT:   sl.take(d * br),
+		s:    sl.take(bc * br),
+		o:    sl.take(br * dp),
+		kBuf: sl.take(roundUp(bc, mr) * dp),
+		vBuf: sl.take(roundUp(bc, mr) * dp),
+		tmp:  sl.take(d),
+		m2:   sl.take(br),
+		l:    sl.take(br),
+		mx:   sl.take(br),
+		lsum: sl.take(br),
+		bsub: sl.take(br),
+		corr: sl.take(br),
+		off:  make([]float64, br),
 		lo:   make([]int, br),
 		hi:   make([]int, br),
 	}
 	if backward {
-		w.doT = make([]float32, d*br)
-		w.dp = make([]float32, bc*br)
-		w.dvec = make([]float32, br)
+		w.doT = sl.take(d * br)
+		w.dp = sl.take(bc * br)
+		w.dvec = sl.take(br)
 		for range x.nChunks() {
-			w.chunks = append(w.chunks, make([]float32, br*dp))
+			w.chunks = append(w.chunks, sl.take(br*dp))
 		}
 	}
 	if x.softcap > 0 {
-		w.u = make([]float32, bc*br)
+		w.u = sl.take(bc * br)
 	}
 	if x.drop {
-		w.z = make([]float32, bc*br)
+		w.z = sl.take(bc * br)
 	}
 	return w
 }
+
+func (x *plan) freeFwdScratch(w *fwdScratch) { x.e.cache.put(w.buf) }
 
 // queryTasks lists the (b, h, query block) tasks that have valid rows, costed by the
 // number of keys their rows can see.
@@ -83,36 +114,17 @@ func (x *plan) queryTasks() []task {
 	return tasks
 }
 
-// forward computes O (B, H, N, D) and L (B, H, N). Rows past a batch's query length
-// and rows with no visible key keep O = 0 and L = −Inf.
-func (x *plan) forward() (*spec.Saved, error) {
-	d := x.d
-	o, err := newDst(x.dt, d.B, d.H, d.N, d.D)
-	if err != nil {
-		return nil, err
-	}
-	lt, err := tensor.New(tensor.Float32, d.B, d.H, d.N)
-	if err != nil {
-		return nil, err
-	}
-	lse, err := lt.Float32s() // (B, H, N)
-	if err != nil {
-		return nil, err
-	}
-	for i := range lse {
-		lse[i] = negInf()
-	}
-	err = run(x.e, x.queryTasks(), func() *fwdScratch { return x.newFwdScratch(false) },
-		func(w *fwdScratch, t task) { x.forwardBlock(w, t.b, t.h, t.blk*x.br, &o, lse) })
-	if err != nil {
-		return nil, err
-	}
-	return &spec.Saved{O: o.t, L: lt}, nil
+// forward computes O (B, H, N, D) into o and L (B, H, N) into lse. Rows past a batch's
+// query length and rows with no visible key get O = 0 and L = −Inf.
+func (x *plan) forward(o *dst, lse *lseDst) error {
+	lse.fill(math.Inf(-1))
+	return run(x.ctx, x.e, x.queryTasks(), func() *fwdScratch { return x.newFwdScratch(false) }, x.freeFwdScratch,
+		func(w *fwdScratch, t task) { x.forwardBlock(w, t.b, t.h, t.blk*x.br, o, lse) })
 }
 
 // forwardBlock computes rows [i0, i0+rn) of O and L for head h of batch b: one pass over
 // the visible key blocks with the online softmax, in base 2.
-func (x *plan) forwardBlock(w *fwdScratch, b, h, i0 int, o *dst, lse []float32) {
+func (x *plan) forwardBlock(w *fwdScratch, b, h, i0 int, o *dst, lse *lseDst) {
 	d, br, dp := x.d, x.br, x.dp
 	rn := min(br, x.p.LensQ(b)-i0)
 	m2, l := w.m2[:br], w.l[:br] // (br)
@@ -123,15 +135,21 @@ func (x *plan) forwardBlock(w *fwdScratch, b, h, i0 int, o *dst, lse []float32) 
 	clear(acc)
 	kLo, kHi := x.keyRanges(b, i0, rn, w.lo, w.hi)
 	if kLo < kHi {
+		if !x.plain {
+			x.rowOffsets(w.off, b, h, i0, rn, w.lo, w.hi)
+		}
 		x.q.rowsT(w.qT, br, x.q.off(b, h, i0), rn, w.tmp) // (D, br)
 		for ja := kLo; ja < kHi; {
+			if x.ctx.Err() != nil {
+				return // the pool reports the cancellation; outputs are not returned
+			}
 			jz := min((ja/x.bc+1)*x.bc, kHi)
 			x.forwardTile(w, b, h, i0, rn, ja, jz-ja)
 			ja = jz
 		}
 	}
-	// O_i = acc_i · Z-scale / l_i and L_i = ln 2 · (m2_i + log2 l_i); a row that saw no
-	// key keeps O_i = 0 and L_i = −Inf.
+	// O_i = acc_i · Z-scale / l_i and L_i = off_i + ln 2 · (m2_i + log2 l_i), in float64;
+	// a row that saw no key keeps O_i = 0 and L_i = −Inf.
 	row := (b*d.H+h)*d.N + i0
 	f := w.lsum[:rn] // (rn) row factors
 	for r := 0; r < rn; r++ {
@@ -143,7 +161,11 @@ func (x *plan) forwardBlock(w *fwdScratch, b, h, i0 int, o *dst, lse []float32) 
 		if x.drop {
 			f[r] = x.dscale / l[r]
 		}
-		lse[row+r] = float32(math.Ln2 * (float64(m2[r]) + math.Log2(float64(l[r]))))
+		v := math.Ln2 * (float64(m2[r]) + math.Log2(float64(l[r])))
+		if !x.plain {
+			v += w.off[r]
+		}
+		lse.set(row+r, v)
 	}
 	x.kn.ScaleRows(acc, rn, dp, dp, f)
 	o.putRows(row*d.D, rn, d.D, acc, dp)
@@ -169,7 +191,7 @@ func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 	kn.GEMM(jn6, cols, d.D, kt, dp, 1, w.qT, br, sT, br, false)
 	t := tile{x: sT, sr: 1, sc: br}
 	if !x.plain {
-		x.logits(t, w.u, b, h, i0, rn, ja, jn, lo, hi) // base-2 logits, −Inf where hidden
+		x.logits(t, w.u, b, h, i0, rn, ja, jn, lo, hi, w.off) // base-2 logits, −Inf where hidden
 	} else if !full(lo, hi, rn, ja, ja+jn) {
 		mask(t, rn, ja, jn, lo, hi)
 	}

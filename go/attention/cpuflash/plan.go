@@ -1,6 +1,7 @@
 package cpuflash
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -12,20 +13,23 @@ import (
 // plan is one call decoded for the tile loops: sizes, input views and the options in the
 // form the loops use them.
 type plan struct {
-	e  *Executor
-	kn *kernels
-	p  *spec.Problem
-	d  spec.Dims
-	dt tensor.DType
+	ctx context.Context
+	e   *Executor
+	kn  *kernels
+	p   *spec.Problem
+	d   spec.Dims
+	dt  tensor.DType
 
 	q, k, v src
 	br, bc  int // query block, key block: multiples of blockUnit
 	dp      int // D rounded up to nr: row stride of tiles that are GEMM outputs over D
 
-	scale float32 // softmax scale
+	scale   float32 // softmax scale, as the backward multiplies dS by it
+	scale64 float64
 	// Logits enter exp2 as expA·x. On the plain path (no softcap, no mask) x is the raw
 	// q·k and expA = scale·log2(e); otherwise the tile is first turned into base-2 logits
-	// t = log2(e)·(cap(scale·q·k) + bias) and expA = 1.
+	// t = log2(e)·clamp(cap(scale·q·k) + bias − off_i) and expA = 1, where off_i is the
+	// row's offset (rowOffset) and the clamp is ±logitLimit.
 	plain   bool
 	expA    float32
 	softcap float64
@@ -37,22 +41,12 @@ type plan struct {
 	dscale float32 // 1/(1 − p)
 }
 
-func newPlan(e *Executor, p *spec.Problem) (*plan, error) {
+func newPlan(ctx context.Context, e *Executor, p *spec.Problem) (*plan, error) {
 	d := p.Dims()
-	x := &plan{e: e, kn: e.kn, p: p, d: d, dt: p.Q.DType(), dp: roundUp(d.D, nr)}
-	var err error
-	if x.q, err = newSrc("Q", p.Q, d.H, d.N, d.D); err != nil {
-		return nil, err
-	}
-	if x.k, err = newSrc("K", p.K, d.Hkv, d.M, d.D); err != nil {
-		return nil, err
-	}
-	if x.v, err = newSrc("V", p.V, d.Hkv, d.M, d.D); err != nil {
-		return nil, err
-	}
+	x := &plan{ctx: ctx, e: e, kn: e.kn, p: p, d: d, dt: p.Q.DType(), dp: roundUp(d.D, nr)}
 	x.br, x.bc = e.Blocks(d.D)
 	sc := p.ScaleValue()
-	x.scale = float32(sc)
+	x.scale, x.scale64 = float32(sc), sc
 	x.softcap = p.Softcap
 	if m := p.Mask; m != nil {
 		if m.Kind == spec.MaskBool {
@@ -61,7 +55,9 @@ func newPlan(e *Executor, p *spec.Problem) (*plan, error) {
 			x.bias = m.Bias
 		}
 	}
-	x.plain = x.softcap == 0 && p.Mask == nil
+	// The plain path multiplies raw float32 q·k by expA in float32: only for scales whose
+	// products stay far from overflow (|q·k| up to 2^64 at scale·log2(e) ≤ 2^32).
+	x.plain = x.softcap == 0 && p.Mask == nil && sc*math.Log2E <= 1<<32
 	x.expA = 1
 	if x.plain {
 		x.expA = float32(sc * math.Log2E)
@@ -72,6 +68,41 @@ func newPlan(e *Executor, p *spec.Problem) (*plan, error) {
 		x.dscale = float32(philox.Scale(p.Dropout.P))
 	}
 	return x, nil
+}
+
+// load reads Q, K and V (copying the non-contiguous ones; inputBytes counted that).
+func (x *plan) load() error {
+	d, p := x.d, x.p
+	var err error
+	if x.q, err = newSrc("Q", p.Q, d.H, d.N, d.D); err != nil {
+		return err
+	}
+	if x.k, err = newSrc("K", p.K, d.Hkv, d.M, d.D); err != nil {
+		return err
+	}
+	x.v, err = newSrc("V", p.V, d.Hkv, d.M, d.D)
+	return err
+}
+
+// copyBytes is what reading ts costs beyond the inputs: a contiguous copy of each that is
+// not contiguous.
+func copyBytes(ts ...*tensor.Tensor) int64 {
+	var n int64
+	for _, t := range ts {
+		if !t.IsContiguous() {
+			n = spec.AddBytes(n, spec.MulBytes(t.Len(), t.DType().Size()))
+		}
+	}
+	return n
+}
+
+// outBytes is the memory of a new output of dtype dt and shape, or 0 when into takes it
+// in place.
+func outBytes(into *tensor.Tensor, dt tensor.DType, shape ...int) int64 {
+	if inPlace(into, dt) {
+		return 0
+	}
+	return spec.MulBytes(append(shape, dt.Size())...)
 }
 
 // src is a contiguous [B, heads, rows, D] input read as float32, whatever its dtype.
@@ -160,23 +191,44 @@ func (s *src) block(b, h, r0, n, dp int, buf []float32) []float32 {
 	return buf
 }
 
-// dst is a new contiguous [B, heads, rows, D] output in the problem's dtype.
+// dst is a contiguous [B, heads, rows, D] output in its dtype: the caller's destination
+// when it can be written in place, a new tensor otherwise.
 type dst struct {
-	t   *tensor.Tensor
-	f32 []float32
-	u16 []uint16
+	t       *tensor.Tensor
+	f32     []float32
+	u16     []uint16
+	inPlace bool // t is the caller's destination
 }
 
-func newDst(dt tensor.DType, shape ...int) (dst, error) {
-	t, err := tensor.New(dt, shape...)
-	if err != nil {
-		return dst{}, fmt.Errorf("cpuflash: allocating output %v: %w", shape, err)
+// inPlace reports whether a caller's destination can be written directly: contiguous,
+// host-visible storage of the output's dtype (spec.ValidateSavedInto/ValidateGradsInto
+// checked shape, dtype and overlaps).
+func inPlace(into *tensor.Tensor, dt tensor.DType) bool {
+	return into != nil && into.DType() == dt && into.IsContiguous() &&
+		into.Storage().Kind().HostVisible() && into.Storage().Bytes() != nil
+}
+
+// newDst returns into, cleared, when it can be written in place, and a new tensor
+// otherwise (the caller then copies the result into into).
+func newDst(into *tensor.Tensor, dt tensor.DType, shape ...int) (dst, error) {
+	t := into
+	var err error
+	if !inPlace(into, dt) {
+		if t, err = tensor.New(dt, shape...); err != nil {
+			return dst{}, fmt.Errorf("cpuflash: allocating output %v: %w", shape, err)
+		}
 	}
-	o := dst{t: t}
+	o := dst{t: t, inPlace: t == into}
 	if dt == tensor.Float32 {
 		o.f32, err = t.Float32s()
+		if o.inPlace {
+			clear(o.f32)
+		}
 	} else {
 		o.u16, err = t.Uint16s()
+		if o.inPlace {
+			clear(o.u16)
+		}
 	}
 	if err != nil {
 		return dst{}, fmt.Errorf("cpuflash: output %v: %w", shape, err)
@@ -184,9 +236,62 @@ func newDst(dt tensor.DType, shape ...int) (dst, error) {
 	return o, nil
 }
 
+// lseDst is the logsumexp output L (B, H, N): float64 unless the caller's destination is
+// float32.
+type lseDst struct {
+	t       *tensor.Tensor
+	f32     []float32
+	f64     []float64
+	inPlace bool
+}
+
+func newLseDst(into *tensor.Tensor, shape ...int) (lseDst, error) {
+	dt := tensor.Float64
+	if into != nil && into.DType() == tensor.Float32 {
+		dt = tensor.Float32
+	}
+	t := into
+	var err error
+	if !inPlace(into, dt) {
+		if t, err = tensor.New(dt, shape...); err != nil {
+			return lseDst{}, fmt.Errorf("cpuflash: allocating L %v: %w", shape, err)
+		}
+	}
+	o := lseDst{t: t, inPlace: t == into}
+	if dt == tensor.Float32 {
+		o.f32, err = t.Float32s()
+	} else {
+		o.f64, err = t.Float64s()
+	}
+	if err != nil {
+		return lseDst{}, fmt.Errorf("cpuflash: L %v: %w", shape, err)
+	}
+	return o, nil
+}
+
+func (l *lseDst) fill(v float64) {
+	for i := range l.f32 {
+		l.f32[i] = float32(v)
+	}
+	for i := range l.f64 {
+		l.f64[i] = v
+	}
+}
+
+func (l *lseDst) set(i int, v float64) {
+	if l.f64 != nil {
+		l.f64[i] = v
+	} else {
+		l.f32[i] = float32(v)
+	}
+}
+
 // putRows writes n rows of d elements from buf (row stride ld) at element offset off.
 func (o *dst) putRows(off, n, d int, buf []float32, ld int) {
 	dt := o.t.DType()
+	if n <= 0 {
+		return
+	}
 	for r := 0; r < n; r++ {
 		row := buf[r*ld : r*ld+d]
 		at := off + r*d
@@ -303,12 +408,44 @@ func maskTransposed(t tile, rows, j0, cols int, lo, hi []int) {
 	}
 }
 
+// logitLimit bounds the natural-log logit (after the row offset) before the log2(e)
+// scaling, so that every base-2 logit and every difference of two stays finite in float32
+// (2·log2(e)·2^126 < MaxFloat32): a finite bias such as −MaxFloat32 stays visible (W1, D5).
+const logitLimit = 0x1p126
+
+// rowOffsets sets off[r] for rows i0+r (r < rows) of (b, h): the largest finite bias of
+// the row over its visible keys [lo[r], hi[r]), or 0 without an additive mask or a finite
+// bias. Logits are stored relative to it, so a large constant bias on a row (padding such
+// as −1e9 or −MaxFloat32) costs no float32 precision: the forward keeps the row's softmax
+// exact to float32 and writes L = off + ln 2·(m2 + log2 l) in float64, and the backward
+// subtracts off from L in float64 before rounding, so P = 2^(t − L2) is as accurate as
+// the forward's (D6). It depends on the row only, so every pass computes the same value.
+func (x *plan) rowOffsets(off []float64, b, h, i0, rows int, lo, hi []int) {
+	for r := 0; r < rows; r++ {
+		off[r] = 0
+		if x.bias == nil || lo[r] >= hi[r] {
+			continue
+		}
+		at := x.p.Mask.Index(b, h, i0+r, 0)
+		m := math.Inf(-1)
+		for _, v := range x.bias[at+lo[r] : at+hi[r]] {
+			if f := float64(v); f > m && !math.IsInf(f, 0) {
+				m = f
+			}
+		}
+		if !math.IsInf(m, -1) {
+			off[r] = m
+		}
+	}
+}
+
 // logits turns raw q·k values of rows r < rows, columns c < cols into base-2 logits in
-// the order of the contract — scale, softcap, bias, visibility — for the non-plain path.
+// the order of the contract — scale, softcap, bias, visibility — for the non-plain path,
+// relative to the row offsets off (rowOffsets) and clamped to ±logitLimit, in float64.
 // With a softcap it keeps tanh(scale·q·k / cap) in u (same layout) for the backward.
-func (x *plan) logits(t tile, u []float32, b, h, i0, rows, j0, cols int, lo, hi []int) {
+func (x *plan) logits(t tile, u []float32, b, h, i0, rows, j0, cols int, lo, hi []int, off []float64) {
 	m := x.p.Mask
-	sc := float64(x.scale)
+	sc := x.scale64
 	for r := 0; r < rows; r++ {
 		i := i0 + r
 		var keep []bool
@@ -334,8 +471,16 @@ func (x *plan) logits(t tile, u []float32, b, h, i0, rows, j0, cols int, lo, hi 
 				s = x.softcap * th // s = c · tanh(s / c)
 			}
 			if bias != nil {
-				s += float64(bias[j]) // s = s + bias
+				// s = s + bias − off: the offset comes off the bias first (exact in float64
+				// for float32 operands of like size), so −MaxFloat32 + q·k keeps its q·k.
+				bj := float64(bias[j])
+				if math.IsInf(bj, -1) { // a −Inf bias hides the key
+					t.x[e] = negInf()
+					continue
+				}
+				s += bj - off[r]
 			}
+			s = min(max(s, -logitLimit), logitLimit) // finite in float32 after the log2(e)
 			t.x[e] = float32(s * math.Log2E)
 		}
 	}

@@ -7,25 +7,42 @@ import (
 
 	"github.com/orchard-ml/orchard/go/attention/metal"
 	"github.com/orchard-ml/orchard/go/attention/spec"
+	"go.uber.org/fx"
 )
 
 // ErrMetalUnavailable is returned when Metal was asked for by name and this build or
 // machine cannot run it; it wraps the reason from package metal.
 var ErrMetalUnavailable = errors.New("app: the Metal executor is unavailable")
 
-// MetalExecutors returns the Metal executor, at PriorityMetal, when this build and
-// machine can run it. Otherwise — not macOS, no cgo, no suitable GPU (metal.New's error
-// wraps metal.ErrUnavailable), or any other failure to open the device — it returns an
-// empty list, so the executors group simply has no Metal member, and logs why (Info for
-// "unavailable", Warn for anything else). With required set (Config.Executor = "metal")
-// any such failure is an error wrapping ErrMetalUnavailable instead.
-func MetalExecutors(required bool, logger *slog.Logger) ([]spec.Executor, error) {
-	x, err := metal.New(metal.Params{Priority: PriorityMetal})
+// Metal is the Metal executor and the allocator strategies over its device, or neither
+// when Metal is unavailable here.
+type Metal struct {
+	Executor   *metal.Executor // nil when unavailable
+	Strategies []Strategy
+}
+
+// NewMetal opens the Metal executor with p (Priority defaults to PriorityMetal) and the
+// strategies of its device (MetalStrategies). When this build or machine cannot run it —
+// not macOS, no cgo, no suitable GPU (metal.New's error wraps metal.ErrUnavailable), or
+// any other failure to open the device — it returns an empty Metal and logs why (Info
+// for "unavailable", Warn for anything else); with required set any such failure is an
+// error wrapping ErrMetalUnavailable instead.
+func NewMetal(required bool, logger *slog.Logger, p metal.Params) (Metal, error) {
+	if p.Priority == 0 {
+		p.Priority = PriorityMetal
+	}
+	x, err := metal.New(p)
 	if err == nil {
-		return []spec.Executor{x}, nil
+		ss, serr := MetalStrategies(x.Device())
+		if serr != nil {
+			x.Close()
+			err = serr
+		} else {
+			return Metal{Executor: x, Strategies: ss}, nil
+		}
 	}
 	if required {
-		return nil, fmt.Errorf("%w: %w", ErrMetalUnavailable, err)
+		return Metal{}, fmt.Errorf("%w: %w", ErrMetalUnavailable, err)
 	}
 	if logger == nil {
 		logger = slog.Default()
@@ -35,5 +52,38 @@ func MetalExecutors(required bool, logger *slog.Logger) ([]spec.Executor, error)
 	} else {
 		logger.Warn("orchard: Metal executor failed to open, left out", "reason", err)
 	}
-	return nil, nil
+	return Metal{}, nil
+}
+
+// Executors is the executors-group view of m: the Metal executor, or nothing.
+func (m Metal) Executors() []spec.Executor {
+	if m.Executor == nil {
+		return nil
+	}
+	return []spec.Executor{m.Executor}
+}
+
+// MetalExecutors returns the Metal executor, at PriorityMetal, when this build and
+// machine can run it, and otherwise an empty list (see NewMetal), so the executors group
+// simply has no Metal member.
+func MetalExecutors(required bool, logger *slog.Logger) ([]spec.Executor, error) {
+	m, err := NewMetal(required, logger, metal.Params{})
+	if err != nil {
+		return nil, err
+	}
+	return m.Executors(), nil
+}
+
+// MetalModule provides Metal (NewMetal with p) and puts its executor into the
+// "orchard.executors" group and its strategies into the "orchard.strategies" group, so
+// the preparer and the engine see the same device. Use it in place of a bare
+// MetalExecutors provider.
+func MetalModule(required bool, logger *slog.Logger, p metal.Params) fx.Option {
+	return fx.Module("orchard.metal", fx.Provide(
+		func() (Metal, error) { return NewMetal(required, logger, p) },
+		fx.Annotate(func(m Metal) []spec.Executor { return m.Executors() },
+			fx.ResultTags(`group:"orchard.executors,flatten"`)),
+		fx.Annotate(func(m Metal) []Strategy { return m.Strategies },
+			fx.ResultTags(`group:"orchard.strategies,flatten"`)),
+	))
 }

@@ -52,7 +52,7 @@ func (x *plan) backwardBytes(s *spec.Saved, dO *tensor.Tensor, into *spec.Grads)
 // and both schedules sum dQ chunk by chunk and then add the chunk sums in chunk order. So
 // both visit the same tiles and sum every output element in the same order with the same
 // operations: they give the same bits, and the choice may depend on the number of workers.
-func (x *plan) backward(so *tensor.Tensor, lse []float64, dO *tensor.Tensor, into *spec.Grads) (g, rest *spec.Grads, err error) {
+func (x *plan) backward(so *tensor.Tensor, lse *lseSrc, dO *tensor.Tensor, into *spec.Grads) (g, rest *spec.Grads, err error) {
 	d := x.d
 	st := &bwd{}
 	if st.o, err = newSrc("Saved.O", so, d.H, d.N, d.D); err != nil {
@@ -83,6 +83,11 @@ func (x *plan) backward(so *tensor.Tensor, lse []float64, dO *tensor.Tensor, int
 		st.off = make([]float64, rows)
 	}
 
+	// The chunks of each batch's key blocks, computed once for every task to read.
+	x.bounds = make([][]int, d.B)
+	for b := range x.bounds {
+		x.bounds[b] = x.chunkBounds(b)
+	}
 	var pre []task
 	for b := 0; b < d.B; b++ {
 		for h := 0; h < d.H; h++ {
@@ -100,7 +105,7 @@ func (x *plan) backward(so *tensor.Tensor, lse []float64, dO *tensor.Tensor, int
 		defer sums.release()
 		var tasks []task
 		for b := 0; b < d.B; b++ {
-			bounds, costs := x.chunkBounds(b), x.keyBlockCosts(b)
+			bounds, costs := x.bounds[b], x.keyBlockCosts(b)
 			for g := 0; g < d.Hkv; g++ {
 				for k := 0; k+1 < len(bounds); k++ {
 					cost := 1
@@ -140,7 +145,7 @@ func (x *plan) backward(so *tensor.Tensor, lse []float64, dO *tensor.Tensor, int
 // preprocess fills D_i = dO_i·O_i (accumulated in float64), the row offsets and L2_i =
 // (L_i − off_i)·log2(e) (in float64, then rounded) for the rows of (b, h). Rows past the
 // query length, or whose L is −Inf, get L2 = +Inf so that every P recomputed for them is 0.
-func (x *plan) preprocess(st *bwd, w []float32, b, h int, lse []float64) {
+func (x *plan) preprocess(st *bwd, w []float32, b, h int, lse *lseSrc) {
 	d := x.d
 	nq := x.p.LensQ(b)
 	row := (b*d.H + h) * d.N
@@ -148,7 +153,7 @@ func (x *plan) preprocess(st *bwd, w []float32, b, h int, lse []float64) {
 	inf := float32(math.Inf(1))
 	var lo, hi [1]int
 	for i := 0; i < d.N; i++ {
-		li := lse[row+i]
+		li := lse.at(row + i)
 		if i >= nq || math.IsInf(li, -1) {
 			st.dvec[row+i], st.l2[row+i] = 0, inf
 			continue
@@ -390,7 +395,7 @@ func chunkOf(bounds []int, jb int) int {
 // and that chunk's part of dQ for the group's query heads: the tiles, order and
 // operations of dkdvBlock and dqBlock together. The partial dQ goes to sums.
 func (x *plan) fusedBlock(st *bwd, w *kvScratch, sums *dqSums, b, g, k int, dk, dv *dst) {
-	bounds := x.chunkBounds(b)
+	bounds := x.bounds[b]
 	w.dq = sums.buffer()
 	for jb := bounds[k]; jb < bounds[k+1]; jb++ {
 		if x.ctx.Err() != nil {
@@ -615,7 +620,7 @@ func (x *plan) dqBlock(st *bwd, w *fwdScratch, b, h, i0 int, dq *dst) {
 	}
 	x.q.rowsT(w.qT, br, x.q.off(b, h, i0), rn, w.tmp)      // (D, br)
 	st.do.rowsT(w.doT, br, st.do.off(b, h, i0), rn, w.tmp) // (D, br)
-	bounds := x.chunkBounds(b)
+	bounds := x.bounds[b]
 	accs := w.chunks[:len(bounds)-1] // (chunks, br, dp)
 	for _, a := range accs {
 		clear(a)

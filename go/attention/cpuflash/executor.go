@@ -279,19 +279,19 @@ func (e *Executor) Backward(ctx context.Context, p *spec.Problem, s *spec.Saved,
 	if err := spec.CheckMemory(ctx, "cpuflash: backward outputs and scratch", need); err != nil {
 		return nil, err
 	}
-	lse, err := s.L.ToFloat64s() // (B, H, N)
+	lse, err := newLseSrc(s.L) // (B, H, N)
 	if err != nil {
 		return nil, fmt.Errorf("cpuflash: reading Saved.L: %w", err)
 	}
-	for i, v := range lse {
-		if v != v || math.IsInf(v, 1) {
+	for i := range lse.n {
+		if v := lse.at(i); v != v || math.IsInf(v, 1) {
 			return nil, &spec.ArgError{Arg: "Saved.L", Rule: fmt.Sprintf("element %d is %v; a logsumexp is finite, or −Inf for a row with no visible key", i, v)}
 		}
 	}
 	if err := x.load(); err != nil {
 		return nil, err
 	}
-	g, rest, err := x.backward(s.O, lse, dO, &dst)
+	g, rest, err := x.backward(s.O, &lse, dO, &dst)
 	if err != nil {
 		return nil, err
 	}

@@ -36,6 +36,8 @@ type plan struct {
 	keep    []bool    // bool mask, or nil
 	bias    []float32 // additive mask, or nil
 
+	bounds [][]int // per batch, the chunk boundaries of the key blocks (backward; chunkBounds)
+
 	drop   bool
 	stream philox.Stream
 	dscale float32 // 1/(1 − p)
@@ -267,6 +269,36 @@ func newLseDst(into *tensor.Tensor, shape ...int) (lseDst, error) {
 		return lseDst{}, fmt.Errorf("cpuflash: L %v: %w", shape, err)
 	}
 	return o, nil
+}
+
+// lseSrc reads a saved L (B, H, N) of either dtype: in place when it is contiguous, from
+// a float64 copy otherwise.
+type lseSrc struct {
+	f32 []float32
+	f64 []float64
+	n   int
+}
+
+func newLseSrc(t *tensor.Tensor) (lseSrc, error) {
+	var l lseSrc
+	var err error
+	switch {
+	case t.IsContiguous() && t.DType() == tensor.Float32:
+		l.f32, err = t.Float32s()
+	case t.IsContiguous() && t.DType() == tensor.Float64:
+		l.f64, err = t.Float64s()
+	default:
+		l.f64, err = t.ToFloat64s()
+	}
+	l.n = t.Len()
+	return l, err
+}
+
+func (l *lseSrc) at(i int) float64 {
+	if l.f64 != nil {
+		return l.f64[i]
+	}
+	return float64(l.f32[i])
 }
 
 func (l *lseDst) fill(v float64) {

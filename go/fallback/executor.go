@@ -41,7 +41,8 @@ func (*Executor) Supports(p *spec.Problem) error {
 	return nil
 }
 
-// Forward is the package's Forward; destinations in into receive a copy of the result.
+// Forward is the package's ForwardContext; destinations in into receive a copy of the
+// result.
 func (*Executor) Forward(ctx context.Context, p *spec.Problem, into *spec.Saved) (*spec.Saved, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -49,14 +50,15 @@ func (*Executor) Forward(ctx context.Context, p *spec.Problem, into *spec.Saved)
 	if err := spec.ValidateSavedInto(p, into); err != nil {
 		return nil, err
 	}
-	s, err := Forward(p)
+	s, err := ForwardContext(ctx, p)
 	if err != nil {
 		return nil, err
 	}
 	return spec.FillSaved(into, s)
 }
 
-// Backward is the package's Backward; destinations in into receive a copy of the result.
+// Backward is the package's BackwardContext; destinations in into receive a copy of the
+// result.
 func (*Executor) Backward(ctx context.Context, p *spec.Problem, s *spec.Saved, dO *tensor.Tensor, into *spec.Grads) (*spec.Grads, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -67,7 +69,7 @@ func (*Executor) Backward(ctx context.Context, p *spec.Problem, s *spec.Saved, d
 	if err := spec.ValidateGradsInto(p, s, dO, into); err != nil {
 		return nil, err
 	}
-	g, err := Backward(p, s, dO)
+	g, err := BackwardContext(ctx, p, s, dO)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package fallback
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -13,10 +14,21 @@ import (
 const executorName = "reference"
 
 // Forward computes O and L for p with every option of the contract, accumulating in
-// float64. O comes back in Q's dtype, L in float32 (float64 for float64 inputs), both new
-// contiguous host tensors.
+// float64. O comes back in Q's dtype, L in float64 whatever the input dtype (so that a
+// backward recomputing P = exp(s − L) from it is exact), both new contiguous host tensors.
+// It is ForwardContext with context.Background(): the default memory budget applies.
 func Forward(p *spec.Problem) (*spec.Saved, error) {
+	return ForwardContext(context.Background(), p)
+}
+
+// ForwardContext is Forward under ctx: it refuses, with a *spec.MemoryError, a problem
+// whose working memory (ForwardMemory) exceeds spec.MemoryBudget(ctx), and stops between
+// query rows with an error wrapping ctx.Err() once ctx is done.
+func ForwardContext(ctx context.Context, p *spec.Problem) (*spec.Saved, error) {
 	if err := spec.Validate(p); err != nil {
+		return nil, err
+	}
+	if err := spec.CheckMemory(ctx, "reference: forward", ForwardMemory(p)); err != nil {
 		return nil, err
 	}
 	x, err := readInputs(p)
@@ -29,15 +41,16 @@ func Forward(p *spec.Problem) (*spec.Saved, error) {
 	w := newWork(p)
 	for b := 0; b < d.B; b++ {
 		for h := 0; h < d.H; h++ {
-			x.logits(p, b, h, w)
-			x.forwardHead(p, b, h, w, o, l)
+			if err := x.forwardHead(ctx, p, b, h, w, o, l); err != nil {
+				return nil, err
+			}
 		}
 	}
 	ot, err := tensor.FromFloat64s(p.Q.DType(), o, d.B, d.H, d.N, d.D)
 	if err != nil {
 		return nil, fmt.Errorf("fallback: building O: %w", err)
 	}
-	lt, err := tensor.FromFloat64s(lseDType(p), l, d.B, d.H, d.N)
+	lt, err := tensor.FromFloat64s(tensor.Float64, l, d.B, d.H, d.N)
 	if err != nil {
 		return nil, fmt.Errorf("fallback: building L: %w", err)
 	}
@@ -45,12 +58,23 @@ func Forward(p *spec.Problem) (*spec.Saved, error) {
 }
 
 // Backward computes dQ, dK and dV from dO and the saved state of a forward pass of p. It
-// recomputes the probabilities from the saved logsumexp, P = exp(s − L); a row whose L is
-// −Inf had no visible key and gets zero gradients. The saved O is not read: D_i = dO_i·O_i
-// is taken from O_i recomputed in float64, which is the same quantity without the
-// rounding of O to Q's dtype.
+// recomputes the probabilities from the saved logsumexp, P = exp(s − L), with L as given
+// (float32 or float64; the reference's own forward writes float64, which makes the pair
+// exact); a row whose L is −Inf had no visible key and gets zero gradients. The saved O is
+// not read: D_i = dO_i·O_i is taken from O_i recomputed in float64, which is the same
+// quantity without the rounding of O to Q's dtype. It is BackwardContext with
+// context.Background().
 func Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, error) {
+	return BackwardContext(context.Background(), p, s, dO)
+}
+
+// BackwardContext is Backward under ctx: over-budget problems (BackwardMemory) get a
+// *spec.MemoryError, and a done ctx stops the call between query rows.
+func BackwardContext(ctx context.Context, p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, error) {
 	if err := spec.ValidateBackward(p, s, dO); err != nil {
+		return nil, err
+	}
+	if err := spec.CheckMemory(ctx, "reference: backward", BackwardMemory(p)); err != nil {
 		return nil, err
 	}
 	x, err := readInputs(p)
@@ -77,8 +101,9 @@ func Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, e
 	w := newWork(p)
 	for b := 0; b < d.B; b++ {
 		for h := 0; h < d.H; h++ {
-			x.logits(p, b, h, w)
-			x.backwardHead(p, b, h, w, l, do, dq, dk, dv)
+			if err := x.backwardHead(ctx, p, b, h, w, l, do, dq, dk, dv); err != nil {
+				return nil, err
+			}
 		}
 	}
 	dt := p.GradDTypeValue()
@@ -95,12 +120,41 @@ func Backward(p *spec.Problem, s *spec.Saved, dO *tensor.Tensor) (*spec.Grads, e
 	return g, nil
 }
 
-// lseDType is the dtype of L: float32, or float64 for float64 inputs.
-func lseDType(p *spec.Problem) tensor.DType {
-	if p.Q.DType() == tensor.Float64 {
-		return tensor.Float64
-	}
-	return tensor.Float32
+// ForwardMemory is the most memory, in bytes, Forward allocates for p (validated): float64
+// copies of Q, K and V (a broadcast input is expanded), O and L in float64 and as the
+// returned tensors, and O(M + D) scratch. It saturates at MaxInt64 instead of overflowing.
+func ForwardMemory(p *spec.Problem) int64 {
+	d := p.Dims()
+	q, kv, rows := []int{d.B, d.H, d.N, d.D}, []int{d.B, d.Hkv, d.M, d.D}, []int{d.B, d.H, d.N}
+	return spec.AddBytes(
+		sized(8, q), sized(16, kv), // Q, K, V in float64
+		sized(8, q), sized(8, rows), // O, L in float64
+		sized(p.Q.DType().Size(), q), sized(8, rows), // the returned O and L
+		workMemory(d))
+}
+
+// BackwardMemory is the most memory, in bytes, Backward allocates for p (validated):
+// float64 copies of Q, K, V, dO and L, dQ, dK and dV in float64 and as the returned
+// tensors, and O(M + D) scratch. It saturates at MaxInt64.
+func BackwardMemory(p *spec.Problem) int64 {
+	d := p.Dims()
+	q, kv, rows := []int{d.B, d.H, d.N, d.D}, []int{d.B, d.Hkv, d.M, d.D}, []int{d.B, d.H, d.N}
+	g := p.GradDTypeValue().Size()
+	return spec.AddBytes(
+		sized(16, q), sized(16, kv), sized(8, rows), // Q, dO, K, V and L in float64
+		sized(8, q), sized(16, kv), // dQ, dK, dV in float64
+		sized(g, q), sized(2*g, kv), // the returned gradients
+		workMemory(d))
+}
+
+// sized is size · Π dims bytes, saturating.
+func sized(size int, dims []int) int64 {
+	return spec.MulBytes(append([]int{size}, dims...)...)
+}
+
+// workMemory is the scratch of newWork: at most six rows of M and one of D, in float64.
+func workMemory(d spec.Dims) int64 {
+	return spec.AddBytes(spec.MulBytes(48, d.M), spec.MulBytes(8, d.D))
 }
 
 // inputs are Q, K and V of one call, read into row-major float64.
@@ -133,7 +187,9 @@ func read(arg string, t *tensor.Tensor) ([]float64, error) {
 	}
 	v, err := t.ToFloat64s()
 	if err != nil {
-		return nil, fmt.Errorf("fallback: reading %s: %w", arg, err)
+		// Host-visible storage that hands out fewer bytes than the view reaches (a Storage
+		// whose Bytes() is shorter than its Len()): the argument is broken.
+		return nil, &spec.ArgError{Arg: arg, Rule: fmt.Sprintf("cannot be read: %v", err)}
 	}
 	return v, nil
 }
@@ -147,10 +203,10 @@ func hostVisible(arg string, t *tensor.Tensor) error {
 	return nil
 }
 
-// work is the scratch state of one (batch, head) pair, reused across pairs.
+// work is the scratch state of one query row, reused across rows.
 type work struct {
-	s   []float64 // (N, M) logits; −Inf where the element is not visible
-	t   []float64 // (N, M) tanh(u/c) of the pre-cap logit u, with a softcap c; else nil
+	s   []float64 // (M) logits of one row; −Inf where the element is not visible
+	t   []float64 // (M) tanh(u/c) of the pre-cap logit u, with a softcap c; else nil
 	z   []float64 // (M) dropout factors Z_ij / (1 − p) of one row (1 without dropout)
 	pr  []float64 // (M) probabilities P_ij of one row
 	dp  []float64 // (M) dP'_ij = dO_i·v_j of one row
@@ -160,40 +216,46 @@ type work struct {
 func newWork(p *spec.Problem) *work {
 	d := p.Dims()
 	w := &work{
-		s:   make([]float64, d.N*d.M),
+		s:   make([]float64, d.M),
 		z:   make([]float64, d.M),
 		pr:  make([]float64, d.M),
 		dp:  make([]float64, d.M),
 		row: make([]float64, d.D),
 	}
 	if p.Softcap > 0 {
-		w.t = make([]float64, d.N*d.M)
+		w.t = make([]float64, d.M)
 	}
 	return w
 }
 
-// logits fills w.s (and w.t with a softcap) for (b, h), in the order of the contract.
-func (x *inputs) logits(p *spec.Problem, b, h int, w *work) {
+// logits fills w.s (and w.t with a softcap) for row i of (b, h), in the order of the
+// contract.
+func (x *inputs) logits(p *spec.Problem, b, h, i int, w *work) {
 	d := x.d
 	kv := d.KVHead(h)
 	scale, c := p.ScaleValue(), p.Softcap
-	for i := 0; i < d.N; i++ {
-		qi := x.q[((b*d.H+h)*d.N+i)*d.D:][:d.D] // (D)
-		for j := 0; j < d.M; j++ {
-			e := i*d.M + j
-			if !p.Visible(b, h, i, j) {
-				w.s[e] = math.Inf(-1) // s_ij = −Inf when j is not visible from i
-				continue
-			}
-			kj := x.k[((b*d.Hkv+kv)*d.M+j)*d.D:][:d.D] // (D)
-			u := scale * dot(qi, kj)                   // s_ij = scale · q_i·k_j
-			if c > 0 {
-				w.t[e] = math.Tanh(u / c)
-				u = c * w.t[e] // s_ij = c · tanh(s_ij / c)
-			}
-			w.s[e] = u + p.Bias(b, h, i, j) // s_ij = s_ij + bias_ij
+	qi := x.q[((b*d.H+h)*d.N+i)*d.D:][:d.D] // (D)
+	for j := 0; j < d.M; j++ {
+		if !p.Visible(b, h, i, j) {
+			w.s[j] = math.Inf(-1) // s_ij = −Inf when j is not visible from i
+			continue
 		}
+		kj := x.k[((b*d.Hkv+kv)*d.M+j)*d.D:][:d.D] // (D)
+		u := scale * dot(qi, kj)                   // s_ij = scale · q_i·k_j
+		if c > 0 {
+			w.t[j] = math.Tanh(u / c)
+			u = c * w.t[j] // s_ij = c · tanh(s_ij / c)
+		}
+		w.s[j] = u + p.Bias(b, h, i, j) // s_ij = s_ij + bias_ij
 	}
+}
+
+// stopped returns an error wrapping ctx.Err() once ctx is done.
+func stopped(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("fallback: %w", err)
+	}
+	return nil
 }
 
 // dropoutRow fills w.z with Z_ij / (1 − p) for row i of (b, h): the factor dropout puts on
@@ -217,12 +279,16 @@ func dropoutRow(p *spec.Problem, b, h, i int, w *work) {
 }
 
 // forwardHead computes the rows of O (B, H, N, D) and L (B, H, N) that belong to (b, h),
-// from the logits in w.s.
-func (x *inputs) forwardHead(p *spec.Problem, b, h int, w *work, o, l []float64) {
+// one row of logits at a time; it checks ctx before each row.
+func (x *inputs) forwardHead(ctx context.Context, p *spec.Problem, b, h int, w *work, o, l []float64) error {
 	d := x.d
 	kv := d.KVHead(h)
 	for i := 0; i < d.N; i++ {
-		s := w.s[i*d.M:][:d.M] // (M)
+		if err := stopped(ctx); err != nil {
+			return err
+		}
+		x.logits(p, b, h, i, w)
+		s := w.s               // (M)
 		r := (b*d.H+h)*d.N + i // row of (B, H, N)
 		oi := o[r*d.D:][:d.D]  // (D)
 		mx := math.Inf(-1)
@@ -247,22 +313,28 @@ func (x *inputs) forwardHead(p *spec.Problem, b, h int, w *work, o, l []float64)
 			axpy(oi, pij, x.v[((b*d.Hkv+kv)*d.M+j)*d.D:][:d.D]) // O_i += P'_ij v_j
 		}
 	}
+	return nil
 }
 
 // backwardHead adds the gradients that (b, h) contributes to dq (B, H, N, D) and to dk, dv
-// (B, Hkv, M, D), given the logits in w.s, the saved L (B, H, N) and dO (B, H, N, D). It
-// inverts forwardHead and logits step by step.
-func (x *inputs) backwardHead(p *spec.Problem, b, h int, w *work, l, do, dq, dk, dv []float64) {
+// (B, Hkv, M, D), given the saved L (B, H, N) and dO (B, H, N, D), recomputing the logits
+// one row at a time. It inverts forwardHead and logits step by step, and checks ctx before
+// each row.
+func (x *inputs) backwardHead(ctx context.Context, p *spec.Problem, b, h int, w *work, l, do, dq, dk, dv []float64) error {
 	d := x.d
 	kv := d.KVHead(h)
 	scale, c := p.ScaleValue(), p.Softcap
 	for i := 0; i < d.N; i++ {
+		if err := stopped(ctx); err != nil {
+			return err
+		}
 		r := (b*d.H+h)*d.N + i // row of (B, H, N)
 		li := l[r]
 		if math.IsInf(li, -1) {
 			continue // the forward saw no visible key: zero gradients
 		}
-		s := w.s[i*d.M:][:d.M]  // (M)
+		x.logits(p, b, h, i, w)
+		s := w.s                // (M)
 		qi := x.q[r*d.D:][:d.D] // (D)
 		doi := do[r*d.D:][:d.D] // (D)
 		dqi := dq[r*d.D:][:d.D] // (D)
@@ -291,7 +363,7 @@ func (x *inputs) backwardHead(p *spec.Problem, b, h int, w *work, l, do, dq, dk,
 			}
 			ds := w.pr[j] * (w.z[j]*w.dp[j] - di) // P = softmax(s)  ⇒  dS_ij = P_ij (dP_ij − D_i)
 			if c > 0 {
-				t := w.t[i*d.M+j]
+				t := w.t[j]
 				ds *= 1 - t*t // s = c·tanh(u/c)  ⇒  du = ds · (1 − tanh²(u/c))
 			}
 			ds *= scale // u = scale · q_i·k_j
@@ -300,6 +372,7 @@ func (x *inputs) backwardHead(p *spec.Problem, b, h int, w *work, l, do, dq, dk,
 			axpy(dk[at:][:d.D], ds, qi)   // dK_j += du_ij q_i (summed over the group's heads)
 		}
 	}
+	return nil
 }
 
 func dot(a, b []float64) float64 {

@@ -147,9 +147,9 @@ func TestMemoryBudgetReachesExecutors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(12345), x.budget, "the engine's budget applies when the context sets none")
 
-	_, err = e.Forward(spec.WithMemoryBudget(context.Background(), 999), problem(t), nil)
+	_, err = e.Forward(spec.WithMemoryBudget(context.Background(), 1<<20), problem(t), nil)
 	require.NoError(t, err)
-	assert.Equal(t, int64(999), x.budget, "a budget on the context wins")
+	assert.Equal(t, int64(1<<20), x.budget, "a budget on the context wins")
 
 	e2, _ := quietEngine(t, Params{Executors: []spec.Executor{x}})
 	_, err = e2.Forward(context.Background(), problem(t), nil)

@@ -151,6 +151,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var prog progress = linesProgress{stdout}
 	if o.progress == "bar" || (o.progress == "auto" && isTerminal(stdout)) {
 		prog = newBarProgress(stdout, o.train.Steps) // a resumed run's bar jumps ahead at its first report
+		o.train.LogEvery = 1                         // the bar moves every step
 	}
 	res, err := train(context.Background(), o.train, eng, mha, prog)
 	if err != nil {

@@ -18,7 +18,9 @@
 // passes them to the attention as destinations (the Engine's into arguments), and Backward
 // hands the set back for the next Forward. So Backward consumes its Saved; a second
 // Backward with it is an error, as in PyTorch without retain_graph. Only y and dx, which
-// the caller keeps, are new tensors.
+// the caller keeps, are new tensors. A forward whose gradients are not wanted (evaluation)
+// gives its buffers back with Release; without it, its buffers are left to the garbage
+// collector and the next Forward allocates.
 //
 // Key padding (nn.MultiheadAttention's key_padding_mask) is a Mask passed to
 // ForwardMasked. A query whose keys are all hidden gets zero output, where PyTorch gives NaN.

@@ -97,6 +97,26 @@ func (m *MultiHeadAttention) BackwardCross(ctx context.Context, s *Saved, dy *te
 	return m.backward(ctx, s, dy)
 }
 
+// Release gives s's working buffers back to the layer without a Backward — after a
+// forward whose gradients are not wanted, as in evaluation — so the next Forward reuses
+// them instead of allocating. s cannot be used by Backward afterwards; its Problem, Attn and
+// A will hold another call's values.
+func (m *MultiHeadAttention) Release(s *Saved) error {
+	if s == nil {
+		return argErr("saved", "must not be nil")
+	}
+	if s.owner != m {
+		return argErr("saved", "was made by another layer's forward")
+	}
+	if s.done {
+		return argErr("saved", "was already released (by Backward or Release)")
+	}
+	s.done = true
+	m.give(s.buf)
+	s.buf = nil
+	return nil
+}
+
 func (m *MultiHeadAttention) backward(ctx context.Context, s *Saved, dy *tensor.Tensor) (*tensor.Tensor, *tensor.Tensor, error) {
 	if ctx == nil {
 		return nil, nil, argErr("ctx", "must not be nil (use context.Background())")
@@ -361,7 +381,7 @@ func (m *MultiHeadAttention) checkSaved(s *Saved, dy *tensor.Tensor, cross bool)
 		return nil, argErr("saved", "was made by another layer's forward")
 	}
 	if s.done {
-		return nil, argErr("saved", "was already used by a Backward, which released its buffers; run Forward again")
+		return nil, argErr("saved", "was already used by a Backward or Release, which released its buffers; run Forward again")
 	}
 	if s.cross != cross {
 		if s.cross {

@@ -143,6 +143,20 @@ func TestStepsReuseAttentionBuffers(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.LessOrEqual(t, len(m.free), maxFree)
+
+	// Evaluation: Release hands the buffers back without a Backward.
+	m.Train(false)
+	_, se, err := m.Forward(bg, x)
+	require.NoError(t, err)
+	held := se.buf
+	require.NoError(t, m.Release(se))
+	_, se2, err := m.Forward(bg, x)
+	require.NoError(t, err)
+	assert.Same(t, held, se2.buf, "the released set is reused")
+	requireArgErr(t, m.Release(se), "saved")
+	_, err = m.Backward(bg, se, x)
+	requireArgErr(t, err, "saved")
+	requireArgErr(t, m.Release(nil), "saved")
 }
 
 // A key-padding mask hides keys: the output equals cross-attention over the keys left

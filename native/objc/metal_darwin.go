@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -109,6 +110,13 @@ func newDevice(ref C.mr_ref) *Device {
 	d.cleanup = track(d, ref)
 	return d
 }
+
+func (m StorageMode) valid() bool { return m >= Shared && m <= Managed }
+
+type atomicDuration struct{ v atomic.Int64 }
+
+func (a *atomicDuration) Load() time.Duration   { return time.Duration(a.v.Load()) }
+func (a *atomicDuration) Store(d time.Duration) { a.v.Store(int64(d)) }
 
 func clampInt64(v uint64) int64 {
 	if v > 1<<63-1 {

@@ -2,7 +2,6 @@ package metalrt
 
 import (
 	"fmt"
-	"sync/atomic"
 	"time"
 )
 
@@ -36,8 +35,6 @@ func (m StorageMode) String() string {
 
 // HostVisible reports whether the CPU can read and write the buffer's bytes.
 func (m StorageMode) HostVisible() bool { return m == Shared || m == Managed }
-
-func (m StorageMode) valid() bool { return m >= Shared && m <= Managed }
 
 // Family is a GPU family (MTLGPUFamily); the values are Metal's.
 type Family int64
@@ -246,11 +243,6 @@ type pipelineInfo struct {
 // buffer still running after a minute means a hung GPU, and Metal's own
 // watchdog would have stopped it well before.
 const DefaultWaitLimit = time.Minute
-
-type atomicDuration struct{ v atomic.Int64 }
-
-func (a *atomicDuration) Load() time.Duration   { return time.Duration(a.v.Load()) }
-func (a *atomicDuration) Store(d time.Duration) { a.v.Store(int64(d)) }
 
 // BoolConstant is a boolean function constant: the value of the MSL declaration
 // `constant bool name [[function_constant(Index)]]`.

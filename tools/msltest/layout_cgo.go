@@ -3,8 +3,9 @@
 package msltest
 
 /*
+#cgo CPPFLAGS: -I../..
 #include <stddef.h>
-#include "../../native/msl/attention_params.h"
+#include "native/msl/attention_params.h"
 
 typedef struct {
 	const char* name;

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"strings"
 
 	"codeberg.org/sbinet/npyio/npy"
+	"github.com/bazelbuild/rules_go/go/runfiles"
 
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/tensor"
@@ -52,7 +54,10 @@ type Case struct {
 
 // DataDir returns the directory holding the oracle cases, go/fallback/testdata/oracle,
 // found from this source file's location so that it works from any package's test. Under
-// Bazel, where source paths are relative, it looks in the test's runfiles.
+// Bazel, where source paths are relative, it asks rules_go's runfiles library for the
+// directory, by its path in the Orchard module ("orchard/go/fallback/testdata/oracle"), so
+// that it is found whether Orchard is the main repository or another module's dependency
+// (runfiles directory "orchard+"); the test must have //go/fallback:oracle_vectors in data.
 func DataDir() string {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
@@ -60,16 +65,31 @@ func DataDir() string {
 	}
 	dir := filepath.Join(filepath.Dir(file), "..", "testdata", "oracle")
 	if filepath.IsAbs(dir) {
-		return dir
+		return dir // the go tool: an absolute source path
 	}
-	if src := os.Getenv("TEST_SRCDIR"); src != "" {
-		ws := os.Getenv("TEST_WORKSPACE")
-		if ws == "" {
-			ws = "_main"
+	for _, name := range []string{
+		"orchard/" + oracleDir, // the module's apparent name, mapped by the repo mapping
+		path.Join(canonicalRepo(), oracleDir),
+	} {
+		if p, err := runfiles.Rlocation(name); err == nil {
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+				return p
+			}
 		}
-		return filepath.Join(src, ws, dir)
 	}
 	return dir
+}
+
+// oracleDir is the data directory's path inside the Orchard repository.
+const oracleDir = "go/fallback/testdata/oracle"
+
+// canonicalRepo is the runfiles directory of the repository holding this file: "_main"
+// when Orchard is the main repository.
+func canonicalRepo() string {
+	if r := runfiles.CurrentRepository(); r != "" {
+		return r
+	}
+	return "_main"
 }
 
 // caseJSON mirrors case.json as the script writes it.

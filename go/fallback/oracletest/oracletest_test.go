@@ -199,12 +199,26 @@ func TestProblemAsWithoutProblem(t *testing.T) {
 	assert.Error(t, err)
 }
 
-// copyCase copies one case directory into a fresh temporary data directory.
+// copyCase copies one case directory into a fresh temporary data directory. It copies
+// bytes, not directory entries: under Bazel the data files are symlinks into the source
+// tree, which os.CopyFS would copy as symlinks, so the subtests' writes would go through
+// them into the committed vectors (or fail in a read-only sandbox).
 func copyCase(t *testing.T, name string) (root, dir string) {
 	t.Helper()
 	root = t.TempDir()
 	dir = filepath.Join(root, name)
-	require.NoError(t, os.CopyFS(dir, os.DirFS(filepath.Join(oracletest.DataDir(), name))))
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	src := filepath.Join(oracletest.DataDir(), name)
+	entries, err := os.ReadDir(src)
+	require.NoError(t, err)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name())) // follows a symlink
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644))
+		fi, err := os.Lstat(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		require.True(t, fi.Mode().IsRegular(), "copy of %s is a regular file", e.Name())
+	}
 	return root, dir
 }
 

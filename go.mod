@@ -8,6 +8,7 @@ require (
 	github.com/bazelbuild/rules_go v0.64.2
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/fx v1.24.0
+	go.uber.org/goleak v1.2.0
 	golang.org/x/sys v0.50.0
 )
 

@@ -13,13 +13,13 @@ import (
 // (QKᵀ again, dP' = dO·Vᵀ, dV, dQ, dK). GFLOP/s below counts 2 flops per multiply-add of
 // those products only.
 var benchSizes = []sizes{
-	{1, 8, 8, 128, 128, 64},
-	{1, 4, 2, 256, 256, 64},
+	{B: 1, H: 8, Hkv: 8, N: 128, M: 128, D: 64},
+	{B: 1, H: 4, Hkv: 2, N: 256, M: 256, D: 64},
 }
 
 func benchProblem(b *testing.B, sz sizes, causal spec.Causal) (*spec.Problem, *tensor.Tensor) {
 	opts := fixedOpts(spec.Options{Causal: causal})
-	return buildProblem(b, problemCase{"bench", sz, opts}, tensor.Float32, 1)
+	return buildProblem(b, problemCase{Name: "bench", Sizes: sz, Opts: opts}, tensor.Float32, 1)
 }
 
 func BenchmarkForward(b *testing.B) {

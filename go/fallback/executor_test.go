@@ -27,7 +27,7 @@ func TestExecutorSupportsEveryValidProblem(t *testing.T) {
 	for k, pc := range optionCases() {
 		for _, dt := range []tensor.DType{tensor.Float64, tensor.Float32, tensor.Float16, tensor.BFloat16} {
 			p, _ := buildProblem(t, pc, dt, uint64(k))
-			assert.NoError(t, ex.Supports(p), "%s %v", pc.name, dt)
+			assert.NoError(t, ex.Supports(p), "%s %v", pc.Name, dt)
 		}
 	}
 }

@@ -74,7 +74,7 @@ func TestCompareGradients(t *testing.T) {
 // forward pass.
 func TestReferenceGradientsOnEveryOption(t *testing.T) {
 	for k, pc := range optionCases() {
-		t.Run(pc.name, func(t *testing.T) {
+		t.Run(pc.Name, func(t *testing.T) {
 			p, _ := buildProblem(t, pc, tensor.Float64, uint64(500+k))
 			before := takeInputState(p)
 			r, err := fallback.CheckAttentionGradients(p, int64(k), fallback.GradCheck{})

@@ -1,251 +1,57 @@
 package fallback_test
 
 import (
-	"bytes"
-	"fmt"
-	"math"
 	"math/rand/v2"
-	"slices"
 	"testing"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/tensor"
 )
 
-// sizes are the dimensions of a test problem.
-type sizes struct{ B, H, Hkv, N, M, D int }
+// The suite's problems, tensors and comparisons come from the shared package attntest;
+// these short names keep the tests readable.
+type (
+	sizes       = attntest.Sizes
+	problemCase = attntest.Case
+	inputState  = attntest.InputState
+)
 
-// problemCase is one configuration of the contract's options. opts fills the options of a
-// problem of the given sizes (masks and lengths depend on them).
-type problemCase struct {
-	name string
-	sz   sizes
-	opts func(r *rand.Rand, sz sizes) spec.Options
-}
+func noOptions(r *rand.Rand, sz sizes) spec.Options { return attntest.NoOptions(r, sz) }
 
-func noOptions(*rand.Rand, sizes) spec.Options { return spec.Options{} }
+func fixedOpts(o spec.Options) func(*rand.Rand, sizes) spec.Options { return attntest.Fixed(o) }
 
-func fixedOpts(o spec.Options) func(*rand.Rand, sizes) spec.Options {
-	return func(*rand.Rand, sizes) spec.Options { return o }
-}
-
-// boolMask keeps each element with probability keep; rows listed in hide (as i) are
-// hidden entirely in every batch and head.
 func boolMask(r *rand.Rand, sz sizes, bm, hm int, keep float64, hide ...int) *spec.Mask {
-	m := &spec.Mask{Kind: spec.MaskBool, Shape: [4]int{bm, hm, sz.N, sz.M}, Keep: make([]bool, bm*hm*sz.N*sz.M)}
-	for k := range m.Keep {
-		i := k / sz.M % sz.N
-		m.Keep[k] = r.Float64() < keep && !slices.Contains(hide, i)
-	}
-	return m
+	return attntest.BoolMask(r, sz, bm, hm, keep, hide...)
 }
 
-// biasMask holds normal values, −Inf with probability ninf, and −Inf on every element of
-// the rows listed in hide.
 func biasMask(r *rand.Rand, sz sizes, bm, hm int, ninf float64, hide ...int) *spec.Mask {
-	m := &spec.Mask{Kind: spec.MaskAdditive, Shape: [4]int{bm, hm, sz.N, sz.M}, Bias: make([]float32, bm*hm*sz.N*sz.M)}
-	for k := range m.Bias {
-		i := k / sz.M % sz.N
-		m.Bias[k] = float32(r.NormFloat64())
-		if r.Float64() < ninf || slices.Contains(hide, i) {
-			m.Bias[k] = float32(math.Inf(-1))
-		}
-	}
-	return m
+	return attntest.BiasMask(r, sz, bm, hm, ninf, hide...)
 }
 
-// optionCases covers every option of the contract, alone and together. The sizes stay
-// small so that the gradient check (2·(|Q|+|K|+|V|) forward passes each) is quick.
-func optionCases() []problemCase {
-	sq := sizes{1, 2, 2, 6, 6, 4}   // square
-	wide := sizes{1, 2, 1, 4, 7, 3} // N < M
-	tall := sizes{1, 2, 2, 7, 4, 3} // N > M
-	gqa := sizes{2, 4, 2, 5, 6, 3}  // two query heads per key/value head
-	mqa := sizes{1, 3, 1, 5, 5, 2}  // one key/value head
-	unb := spec.WindowUnbounded
-	return []problemCase{
-		{"plain", sq, noOptions},
-		{"scale 0.37", sq, fixedOpts(spec.Options{Scale: 0.37})},
-		{"N < M", wide, noOptions},
-		{"N > M", tall, noOptions},
-		{"D = 1", sizes{1, 2, 1, 5, 6, 1}, noOptions},
-		{"odd D = 5", sizes{2, 1, 1, 3, 5, 5}, noOptions},
-		{"causal top-left square", sq, fixedOpts(spec.Options{Causal: spec.CausalTopLeft})},
-		{"causal top-left N < M", wide, fixedOpts(spec.Options{Causal: spec.CausalTopLeft})},
-		{"causal top-left N > M", tall, fixedOpts(spec.Options{Causal: spec.CausalTopLeft})},
-		{"causal bottom-right N < M", wide, fixedOpts(spec.Options{Causal: spec.CausalBottomRight})},
-		{"causal bottom-right N > M (first rows masked)", tall, fixedOpts(spec.Options{Causal: spec.CausalBottomRight})},
-		{"window 2, 1", sq, fixedOpts(spec.Options{Window: &spec.Window{Left: 2, Right: 1}})},
-		{"window 0, 0 (diagonal only)", sq, fixedOpts(spec.Options{Window: &spec.Window{Left: 0, Right: 0}})},
-		{"window left only, causal", sq, fixedOpts(spec.Options{Causal: spec.CausalTopLeft, Window: &spec.Window{Left: 2, Right: unb}})},
-		{"window right only", wide, fixedOpts(spec.Options{Window: &spec.Window{Left: unb, Right: 1}})},
-		{"window bottom-right N < M", wide, fixedOpts(spec.Options{Causal: spec.CausalBottomRight, Window: &spec.Window{Left: 1, Right: 0}})},
-		{"softcap 0.5", sq, fixedOpts(spec.Options{Softcap: 0.5})},
-		{"softcap 3 with scale 1.5", sq, fixedOpts(spec.Options{Softcap: 3, Scale: 1.5})},
-		{"bool mask [1, 1, N, M]", sq, func(r *rand.Rand, sz sizes) spec.Options {
-			return spec.Options{Mask: boolMask(r, sz, 1, 1, 0.7)}
-		}},
-		{"bool mask [B, H, N, M]", gqa, func(r *rand.Rand, sz sizes) spec.Options {
-			return spec.Options{Mask: boolMask(r, sz, sz.B, sz.H, 0.6)}
-		}},
-		{"bool mask [1, H, N, M] with causal", gqa, func(r *rand.Rand, sz sizes) spec.Options {
-			return spec.Options{Causal: spec.CausalTopLeft, Mask: boolMask(r, sz, 1, sz.H, 0.8)}
-		}},
-		{"additive mask [B, 1, N, M]", gqa, func(r *rand.Rand, sz sizes) spec.Options {
-			return spec.Options{Mask: biasMask(r, sz, sz.B, 1, 0.2)}
-		}},
-		{"additive mask [1, 1, N, M] with softcap", sq, func(r *rand.Rand, sz sizes) spec.Options {
-			return spec.Options{Softcap: 1, Mask: biasMask(r, sz, 1, 1, 0.1)}
-		}},
-		{"dropout 0.3", sq, fixedOpts(spec.Options{Dropout: spec.Dropout{P: 0.3, Seed: 0xfeed_beef_1234, Offset: 17}})},
-		{"dropout 0.5 GQA causal", gqa, fixedOpts(spec.Options{Causal: spec.CausalTopLeft, Dropout: spec.Dropout{P: 0.5, Seed: 99, Offset: 1 << 40}})},
-		{"GQA", gqa, noOptions},
-		{"MQA", mqa, noOptions},
-		{"varlen", gqa, fixedOpts(spec.Options{SeqLensQ: []int{3, 5}, SeqLensK: []int{6, 2}})},
-		{"varlen zero lengths", gqa, fixedOpts(spec.Options{SeqLensQ: []int{0, 4}, SeqLensK: []int{5, 0}})},
-		{"varlen bottom-right", gqa, fixedOpts(spec.Options{Causal: spec.CausalBottomRight, SeqLensQ: []int{2, 5}, SeqLensK: []int{6, 3}})},
-		{"fully masked rows: bool mask", sq, func(r *rand.Rand, sz sizes) spec.Options {
-			return spec.Options{Mask: boolMask(r, sz, 1, sz.H, 0.8, 1, 4)}
-		}},
-		{"fully masked rows: additive −Inf", gqa, func(r *rand.Rand, sz sizes) spec.Options {
-			return spec.Options{Mask: biasMask(r, sz, sz.B, sz.H, 0.1, 0, 3)}
-		}},
-		{"fully masked: everything hidden", sq, func(r *rand.Rand, sz sizes) spec.Options {
-			return spec.Options{Mask: boolMask(r, sz, 1, 1, 0)}
-		}},
-		{"everything together", gqa, func(r *rand.Rand, sz sizes) spec.Options {
-			return spec.Options{
-				Scale: 0.8, Causal: spec.CausalBottomRight, Softcap: 2,
-				Window:   &spec.Window{Left: 3, Right: 1},
-				Mask:     biasMask(r, sz, 1, sz.H, 0.15, 2),
-				Dropout:  spec.Dropout{P: 0.2, Seed: 5, Offset: 3},
-				SeqLensQ: []int{5, 4}, SeqLensK: []int{6, 5},
-			}
-		}},
-	}
-}
+func optionCases() []problemCase          { return attntest.OptionCases() }
+func randomCase(r *rand.Rand) problemCase { return attntest.RandomCase(r) }
 
-// randTensor returns a contiguous tensor of standard normal values rounded to dt.
 func randTensor(t testing.TB, r *rand.Rand, dt tensor.DType, shape ...int) *tensor.Tensor {
 	t.Helper()
-	n := 1
-	for _, s := range shape {
-		n *= s
-	}
-	v := make([]float64, n)
-	for i := range v {
-		v[i] = r.NormFloat64()
-	}
-	x, err := tensor.FromFloat64s(dt, v, shape...)
-	require.NoError(t, err)
-	return x
+	return attntest.Tensor(t, r, dt, shape...)
 }
 
-// build returns a problem of case pc in dtype dt with random inputs from seed, and a
-// random dO.
 func buildProblem(t testing.TB, pc problemCase, dt tensor.DType, seed uint64) (*spec.Problem, *tensor.Tensor) {
 	t.Helper()
-	r := rand.New(rand.NewPCG(seed, 0x5eed))
-	sz := pc.sz
-	p := &spec.Problem{
-		Q:       randTensor(t, r, dt, sz.B, sz.H, sz.N, sz.D),
-		K:       randTensor(t, r, dt, sz.B, sz.Hkv, sz.M, sz.D),
-		V:       randTensor(t, r, dt, sz.B, sz.Hkv, sz.M, sz.D),
-		Options: pc.opts(r, sz),
-	}
-	require.NoError(t, spec.Validate(p), "test problem %q must be valid", pc.name)
-	return p, randTensor(t, r, dt, sz.B, sz.H, sz.N, sz.D)
+	return attntest.Build(t, pc, dt, seed)
 }
-
-// randomCase draws a problem configuration with every option chosen at random.
-func randomCase(r *rand.Rand) problemCase {
-	hkv := 1 + r.IntN(2)
-	sz := sizes{B: 1 + r.IntN(2), Hkv: hkv, H: hkv * (1 + r.IntN(3)), N: 1 + r.IntN(9), M: 1 + r.IntN(9), D: 1 + r.IntN(9)}
-	o := spec.Options{Causal: spec.Causal(r.IntN(3))}
-	if r.IntN(3) == 0 {
-		o.Scale = 0.1 + r.Float64()
-	}
-	if r.IntN(3) == 0 {
-		o.Softcap = 0.2 + 3*r.Float64()
-	}
-	if r.IntN(3) == 0 {
-		o.Window = &spec.Window{Left: r.IntN(5) - 1, Right: r.IntN(5) - 1}
-	}
-	if r.IntN(3) == 0 {
-		o.Dropout = spec.Dropout{P: 0.8 * r.Float64(), Seed: r.Uint64(), Offset: r.Uint64()}
-	}
-	if r.IntN(3) == 0 {
-		o.SeqLensQ, o.SeqLensK = make([]int, sz.B), make([]int, sz.B)
-		for b := range sz.B {
-			o.SeqLensQ[b], o.SeqLensK[b] = r.IntN(sz.N+1), r.IntN(sz.M+1)
-		}
-	}
-	bm, hm := []int{1, sz.B}[r.IntN(2)], []int{1, sz.H}[r.IntN(2)]
-	mask := r.IntN(3)
-	return problemCase{name: "random", sz: sz, opts: func(r *rand.Rand, sz sizes) spec.Options {
-		switch mask {
-		case 1:
-			o.Mask = boolMask(r, sz, bm, hm, 0.3+0.7*r.Float64())
-		case 2:
-			o.Mask = biasMask(r, sz, bm, hm, 0.3*r.Float64())
-		}
-		return o
-	}}
-}
-
-// inputState records everything a call could change: the bytes and views of tensors, and
-// the options, mask values included.
-type inputState [][]byte
 
 func takeInputState(p *spec.Problem, more ...*tensor.Tensor) inputState {
-	var s inputState
-	if p != nil {
-		more = append([]*tensor.Tensor{p.Q, p.K, p.V}, more...)
-	}
-	for _, t := range more {
-		if t != nil {
-			s = append(s, bytes.Clone(t.Storage().Bytes()), fmt.Appendf(nil, "%v %v %d", t.Shape(), t.Strides(), t.Offset()))
-		}
-	}
-	if p == nil {
-		return s
-	}
-	if m := p.Mask; m != nil {
-		bits := make([]uint32, len(m.Bias))
-		for i, v := range m.Bias {
-			bits[i] = math.Float32bits(v)
-		}
-		s = append(s, fmt.Appendf(nil, "%v %v %v %v", m.Kind, m.Shape, m.Keep, bits))
-	}
-	return append(s, fmt.Appendf(nil, "%v %v %+v %+v %v %v %v",
-		p.SeqLensQ, p.SeqLensK, p.Window, p.Dropout, math.Float64bits(p.Scale), math.Float64bits(p.Softcap), p.Causal))
+	return attntest.TakeInputState(p, more...)
 }
 
-// assertClose compares got with want element by element: −Inf must match −Inf, nothing
-// may be NaN, and finite values must agree within tol·max(1, |want|).
 func assertClose(t *testing.T, want, got []float64, tol float64, what string) {
 	t.Helper()
-	require.Len(t, got, len(want), what)
-	bad := 0
-	for i, w := range want {
-		g := got[i]
-		ok := !math.IsNaN(g) && (g == w || math.Abs(g-w) <= tol*max(1, math.Abs(w)))
-		if !ok && bad < 5 {
-			assert.Failf(t, what+" differs", "element %d: got %v, want %v (tol %g)", i, g, w, tol)
-		}
-		if !ok {
-			bad++
-		}
-	}
-	assert.Zero(t, bad, "%s: %d of %d elements out of tolerance", what, bad, len(want))
+	attntest.AssertClose(t, want, got, tol, what)
 }
 
 func f64s(t *testing.T, x *tensor.Tensor) []float64 {
 	t.Helper()
-	v, err := x.ToFloat64s()
-	require.NoError(t, err)
-	return v
+	return attntest.Values(t, x)
 }

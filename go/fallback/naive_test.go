@@ -2,6 +2,7 @@ package fallback_test
 
 import (
 	"math"
+	"math/big"
 
 	"github.com/orchard-ml/orchard/go/attention/philox"
 	"github.com/orchard-ml/orchard/go/attention/spec"
@@ -39,10 +40,12 @@ func naiveVisible(p *spec.Problem, b, h, i, j int) bool {
 		return false
 	}
 	if w := p.Window; w != nil {
-		if w.Left >= 0 && j < diag-w.Left {
+		// In arbitrary precision, so that bounds up to MaxInt cannot wrap.
+		bj, bd := big.NewInt(int64(j)), big.NewInt(int64(diag))
+		if w.Left >= 0 && bj.Cmp(new(big.Int).Sub(bd, big.NewInt(int64(w.Left)))) < 0 {
 			return false
 		}
-		if w.Right >= 0 && j > diag+w.Right {
+		if w.Right >= 0 && bj.Cmp(new(big.Int).Add(bd, big.NewInt(int64(w.Right)))) > 0 {
 			return false
 		}
 	}

@@ -44,7 +44,7 @@ func checkAgainstNaive(t *testing.T, p *spec.Problem, dO *tensor.Tensor) {
 
 func TestMatchesNaiveOnEveryOption(t *testing.T) {
 	for k, pc := range optionCases() {
-		t.Run(pc.name, func(t *testing.T) {
+		t.Run(pc.Name, func(t *testing.T) {
 			p, dO := buildProblem(t, pc, tensor.Float64, uint64(100+k))
 			checkAgainstNaive(t, p, dO)
 		})
@@ -57,7 +57,7 @@ func TestMatchesNaiveOnRandomProblems(t *testing.T) {
 		pc := randomCase(r)
 		p, dO := buildProblem(t, pc, tensor.Float64, uint64(k))
 		if !t.Run("", func(t *testing.T) { checkAgainstNaive(t, p, dO) }) {
-			t.Logf("case %d: sizes %+v options %+v", k, pc.sz, p.Options)
+			t.Logf("case %d: sizes %+v options %+v", k, pc.Sizes, p.Options)
 		}
 	}
 }
@@ -65,7 +65,7 @@ func TestMatchesNaiveOnRandomProblems(t *testing.T) {
 // Rows with no visible key, for each way a row can lose every key, come out as O = 0,
 // L = −Inf and zero dQ; keys nobody sees get zero dK, dV; nothing is NaN.
 func TestFullyMaskedRows(t *testing.T) {
-	sq := sizes{2, 2, 1, 5, 4, 3}
+	sq := sizes{B: 2, H: 2, Hkv: 1, N: 5, M: 4, D: 3}
 	cases := []struct {
 		name   string
 		opts   func(r *rand.Rand, sz sizes) spec.Options
@@ -91,7 +91,7 @@ func TestFullyMaskedRows(t *testing.T) {
 	}
 	for k, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p, dO := buildProblem(t, problemCase{c.name, sq, c.opts}, tensor.Float64, uint64(k))
+			p, dO := buildProblem(t, problemCase{Name: c.name, Sizes: sq, Opts: c.opts}, tensor.Float64, uint64(k))
 			s, g := runBoth(t, p, dO)
 			o, l, dq := f64s(t, s.O), f64s(t, s.L), f64s(t, g.DQ)
 			masked := 0
@@ -123,8 +123,8 @@ func TestFullyMaskedRows(t *testing.T) {
 
 // Keys past SeqLensK, rows past SeqLensQ: zero gradients, exactly.
 func TestVarlenPaddingGetsZeroGradients(t *testing.T) {
-	sz := sizes{2, 2, 2, 6, 5, 4}
-	p, dO := buildProblem(t, problemCase{"varlen", sz, fixedOpts(spec.Options{SeqLensQ: []int{4, 6}, SeqLensK: []int{5, 2}})}, tensor.Float64, 3)
+	sz := sizes{B: 2, H: 2, Hkv: 2, N: 6, M: 5, D: 4}
+	p, dO := buildProblem(t, problemCase{Name: "varlen", Sizes: sz, Opts: fixedOpts(spec.Options{SeqLensQ: []int{4, 6}, SeqLensK: []int{5, 2}})}, tensor.Float64, 3)
 	s, g := runBoth(t, p, dO)
 	o, dq, dk, dv := f64s(t, s.O), f64s(t, g.DQ), f64s(t, g.DK), f64s(t, g.DV)
 	for b := range sz.B {
@@ -153,8 +153,8 @@ func TestVarlenPaddingGetsZeroGradients(t *testing.T) {
 // same problem with K and V repeated per query head (plain MHA) gives the per-head
 // gradients, which must add up to the GQA ones.
 func TestGQAGradientsSumOverGroup(t *testing.T) {
-	sz := sizes{1, 6, 2, 4, 5, 3}
-	p, dO := buildProblem(t, problemCase{"gqa", sz, fixedOpts(spec.Options{Causal: spec.CausalTopLeft})}, tensor.Float64, 9)
+	sz := sizes{B: 1, H: 6, Hkv: 2, N: 4, M: 5, D: 3}
+	p, dO := buildProblem(t, problemCase{Name: "gqa", Sizes: sz, Opts: fixedOpts(spec.Options{Causal: spec.CausalTopLeft})}, tensor.Float64, 9)
 	_, g := runBoth(t, p, dO)
 
 	k, v := f64s(t, p.K), f64s(t, p.V)
@@ -270,7 +270,7 @@ func TestStridedInputs(t *testing.T) {
 // Same inputs, same bits; and no input (tensor, mask, lengths, saved state) changes.
 func TestDeterministicAndInputsUntouched(t *testing.T) {
 	for k, pc := range optionCases() {
-		t.Run(pc.name, func(t *testing.T) {
+		t.Run(pc.Name, func(t *testing.T) {
 			p, dO := buildProblem(t, pc, tensor.Float32, uint64(k))
 			before := takeInputState(p, dO)
 			s1, g1 := runBoth(t, p, dO)
@@ -292,7 +292,7 @@ func TestDeterministicAndInputsUntouched(t *testing.T) {
 // are visible (robustness for a caller's saved state), and non-finite values that are
 // not a logsumexp are rejected with a typed error.
 func TestBackwardUsesSavedL(t *testing.T) {
-	pc := problemCase{"plain", sizes{1, 2, 1, 4, 5, 3}, noOptions}
+	pc := problemCase{Name: "plain", Sizes: sizes{B: 1, H: 2, Hkv: 1, N: 4, M: 5, D: 3}, Opts: noOptions}
 	p, dO := buildProblem(t, pc, tensor.Float64, 8)
 	s, g := runBoth(t, p, dO)
 	l := f64s(t, s.L)

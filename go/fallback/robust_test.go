@@ -108,7 +108,7 @@ func TestMemoryBudget(t *testing.T) {
 
 	// The estimate bounds what a call allocates (plus a little for small bookkeeping: error
 	// values, shape slices).
-	big, _ := buildProblem(t, problemCase{"big", sizes{2, 4, 2, 96, 80, 16}, noOptions}, tensor.Float32, 10)
+	big, _ := buildProblem(t, problemCase{Name: "big", Sizes: sizes{B: 2, H: 4, Hkv: 2, N: 96, M: 80, D: 16}, Opts: noOptions}, tensor.Float32, 10)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	_, err = fallback.Forward(big)

@@ -3,7 +3,8 @@
 package mslemu
 
 /*
-#cgo CXXFLAGS: -std=c++14 -pedantic-errors -O2 -fstack-clash-protection -Wno-attributes -I${SRCDIR}/shim
+#cgo CPPFLAGS: -I. -I../..
+#cgo CXXFLAGS: -std=c++14 -pedantic-errors -O2 -fstack-clash-protection -Wno-attributes -Ishim
 #cgo LDFLAGS: -pthread -lstdc++ -lm
 #cgo mslemu_tsan CXXFLAGS: -fsanitize=thread -g -O1
 #cgo mslemu_tsan LDFLAGS: -fsanitize=thread

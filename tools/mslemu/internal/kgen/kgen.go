@@ -324,6 +324,13 @@ func sourceFiles(src string, f *File) (map[string][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kgen: %w", err)
 	}
+	if rel == ".." || strings.HasPrefix(filepath.ToSlash(rel), "../") {
+		// A source of another package is included by its repository path: Bazel finds it
+		// through the cc_library that declares it (//native/msl:kernel_sources in cdeps)
+		// and -iquote ., the go tool through launch_cgo.go's -I../..; a "../" path would
+		// reach a file that is not an input of the target (tools/ci/buildcheck).
+		rel = src
+	}
 	var fixed, shardable []Kernel
 	for _, k := range f.Kernels {
 		if k.Shardable {

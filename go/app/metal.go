@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/orchard-ml/orchard/go/attention/metal"
 	"github.com/orchard-ml/orchard/go/attention/spec"
+	"github.com/orchard-ml/orchard/native/msl/metallib"
 	"go.uber.org/fx"
 )
 
@@ -27,9 +29,23 @@ type Metal struct {
 // any other failure to open the device — it returns an empty Metal and logs why (Info
 // for "unavailable", Warn for anything else); with required set any such failure is an
 // error wrapping ErrMetalUnavailable instead.
+//
+// Unless p names metallibs (Metallibs, MetallibDir or $ORCHARD_METALLIB_DIR), the
+// precompiled ones a Bazel build ships as runfiles (package metallib) are used when
+// present; the go tool builds none, and the executor compiles the kernels' source.
 func NewMetal(required bool, logger *slog.Logger, p metal.Params) (Metal, error) {
 	if p.Priority == 0 {
 		p.Priority = PriorityMetal
+	}
+	if len(p.Metallibs) == 0 && p.MetallibDir == "" && os.Getenv(metal.MetallibDirEnv) == "" {
+		for _, name := range []string{metallib.Attention, metallib.AttentionBF16} {
+			if data, err := metallib.Load(name); err == nil {
+				if p.Metallibs == nil {
+					p.Metallibs = map[string][]byte{}
+				}
+				p.Metallibs[name] = data
+			}
+		}
 	}
 	x, err := metal.New(p)
 	if err == nil {

@@ -9,11 +9,11 @@
 // so the GPU runs exactly what the emulator checked. The kernels live in two libraries
 // (mslplan.LibraryFor): float32 and float16 compiled with MSL 3.0, bfloat16 alone with
 // MSL 3.1, so that float32 and float16 run on systems before macOS 14, where Supports
-// declines bfloat16 and says why. When the build provides a precompiled metallib
-// (Params.Metallib, Params.MetallibPath or $ORCHARD_METALLIB) and the system runs
-// macOS 14 or later, it is loaded instead of compiling; otherwise the embedded source is
-// compiled on first use (or by Warmup) with the math mode made explicit (MathSafe by
-// default). Info says which happened. Pipelines are built once per (kernel, function
+// declines bfloat16 and says why. When the build provides a precompiled metallib of a
+// library (Params.Metallibs, Params.MetallibDir or $ORCHARD_METALLIB_DIR; Bazel builds
+// them, native/msl/metallib finds them), it is loaded instead of compiling; otherwise the
+// embedded source is compiled on first use (or by Warmup) with the math mode made
+// explicit (MathSafe by default). Info says which happened. Pipelines are built once per (kernel, function
 // constants) and cached.
 //
 // # Where buffers live

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,9 +31,9 @@ const DefaultPriority = 200
 // reuse unless Params.PoolBytes says otherwise.
 const DefaultPoolBytes = 256 << 20
 
-// MetallibEnv names the environment variable New reads for a metallib path when
-// Params.MetallibPath and Params.Metallib are empty.
-const MetallibEnv = "ORCHARD_METALLIB"
+// MetallibDirEnv names the environment variable New reads for a directory of metallibs
+// when Params.MetallibDir and Params.Metallibs are empty.
+const MetallibDirEnv = "ORCHARD_METALLIB_DIR"
 
 // ErrUnavailable is wrapped by New's error when this build or machine cannot run the
 // kernels: not macOS, built without cgo, no Metal device, or a device older than the
@@ -51,14 +53,16 @@ type Params struct {
 	// Source replaces the kernels' Metal Shading Language source (tests). It must be
 	// self-contained: Metal has no include path. "" means native/msl's kernels.
 	Source string
-	// Metallib is a precompiled library of every kernel (Bazel's apple_metal_library,
-	// built with MSL 3.1), embedded by the build. When it or MetallibPath is set (or the
-	// ORCHARD_METALLIB environment variable names a file) and the system runs macOS 14 or
-	// later, the executor loads it instead of compiling Source; if loading fails it
-	// compiles Source and says so (Info).
-	Metallib []byte
-	// MetallibPath is a metallib file to load, as Metallib.
-	MetallibPath string
+	// Metallibs are precompiled libraries by mslplan.Library name ("attention",
+	// "attention_bf16"), as Bazel's apple_metal_library builds them (native/msl/metallib
+	// finds them among a program's runfiles). For each library the plan needs, the
+	// executor loads the metallib of that name when there is one and the system has its
+	// language version, and otherwise compiles Source; a metallib that fails to load is
+	// logged (Info) and replaced by the compiled source. Info says which happened.
+	Metallibs map[string][]byte
+	// MetallibDir, when Metallibs is empty, is a directory New reads <name>.metallib
+	// files from ("" means $ORCHARD_METALLIB_DIR; missing files are skipped).
+	MetallibDir string
 	// Math is the compiler's floating-point mode for Source; MathDefault selects
 	// MathSafe, since the kernels are checked against an exact reference (they call
 	// fast:: functions by name where they want them).
@@ -86,8 +90,8 @@ type Executor struct {
 	family   mslplan.GPUFamily
 	priority int
 	source   string
-	metallib []byte
-	libFrom  string // where metallib came from, for Info
+	metallib map[string][]byte
+	libFrom  string // where the metallibs came from, for Info
 	math     metalrt.MathMode
 	tiles    *mslplan.Tiles
 	policy   allocator.Policy
@@ -136,18 +140,17 @@ func New(p Params) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metal: New: %w", err)
 	}
-	if p.Metallib == nil {
-		path := p.MetallibPath
-		if path == "" {
-			path = os.Getenv(MetallibEnv)
+	if len(p.Metallibs) == 0 {
+		if p.MetallibDir == "" {
+			p.MetallibDir = os.Getenv(MetallibDirEnv)
 		}
-		if path != "" {
-			data, err := os.ReadFile(path)
+		if p.MetallibDir != "" {
+			libs, err := readMetallibs(p.MetallibDir)
 			if err != nil {
 				dev.Close()
-				return nil, fmt.Errorf("metal: New: reading the metallib: %w", err)
+				return nil, fmt.Errorf("metal: New: %w", err)
 			}
-			p.Metallib, p.MetallibPath = data, path
+			p.Metallibs = libs
 		}
 	}
 	e, err := newExecutor(dev, p)
@@ -204,19 +207,16 @@ func newExecutor(dev device, p Params) (*Executor, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	from := ""
-	switch {
-	case p.MetallibPath != "":
-		from = p.MetallibPath
-	case p.Metallib != nil:
-		from = "Params.Metallib"
+	from := "Params.Metallibs"
+	if p.MetallibDir != "" {
+		from = p.MetallibDir
 	}
 	return &Executor{
 		dev:       dev,
 		family:    fam,
 		priority:  p.Priority,
 		source:    src,
-		metallib:  p.Metallib,
+		metallib:  p.Metallibs,
 		libFrom:   from,
 		math:      p.Math,
 		tiles:     p.Tiles,
@@ -476,30 +476,45 @@ func (e *Executor) init() error {
 	return e.initErr
 }
 
-// library returns the library that holds lib's kernels: the metallib when one was
-// given and this system can load it (it holds every kernel), else lib compiled from
-// source with its language version and macros. Each is made once; a failure is kept.
+// readMetallibs reads <dir>/<name>.metallib for each library name; missing files are
+// skipped.
+func readMetallibs(dir string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, dt := range []tensor.DType{tensor.Float32, tensor.BFloat16} {
+		name := mslplan.LibraryFor(dt).Name
+		data, err := os.ReadFile(filepath.Join(dir, name+".metallib"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the %s metallib: %w", name, err)
+		}
+		out[name] = data
+	}
+	return out, nil
+}
+
+// library returns the library that holds lib's kernels: its precompiled metallib when
+// one was given (the system has every version the executor asks for: Supports declines
+// bfloat16 before macOS 14), else lib compiled from source with its language version
+// and macros. Each is made once; a failure is kept.
 func (e *Executor) library(lib mslplan.Library) (library, error) {
 	e.lmu.Lock()
 	defer e.lmu.Unlock()
-	if e.metallib != nil && e.dev.OSVersion().AtLeast(14, 0) {
-		if r, ok := e.libs["metallib"]; ok {
-			if r.err == nil {
-				return r.l, nil
-			}
-		} else {
-			l, err := e.dev.NewLibraryFromData(e.metallib)
-			origin := fmt.Sprintf("metallib (%s, %d bytes)", e.libFrom, len(e.metallib))
-			e.libs["metallib"] = libraryResult{l: l, origin: origin, err: err}
-			if err == nil {
-				e.log.Info("orchard: Metal kernels loaded", "from", origin)
-				return l, nil
-			}
-			e.log.Info("orchard: the metallib did not load; compiling the kernels from source", "metallib", e.libFrom, "error", err)
-		}
-	}
 	if r, ok := e.libs[lib.Name]; ok {
 		return r.l, r.err
+	}
+	var loadErr error
+	if data, ok := e.metallib[lib.Name]; ok {
+		l, err := e.dev.NewLibraryFromData(data)
+		origin := fmt.Sprintf("metallib (%s, %d bytes)", e.libFrom, len(data))
+		if err == nil {
+			e.libs[lib.Name] = libraryResult{l: l, origin: origin}
+			e.log.Info("orchard: Metal kernels loaded", "library", lib.Name, "from", origin)
+			return l, nil
+		}
+		loadErr = err
+		e.log.Info("orchard: a metallib did not load; compiling the kernels from source", "library", lib.Name, "from", e.libFrom, "error", err)
 	}
 	opts := metalrt.CompileOptions{
 		Language: metalrt.LanguageVersion{Major: lib.LanguageMajor, Minor: lib.LanguageMinor},
@@ -508,6 +523,9 @@ func (e *Executor) library(lib mslplan.Library) (library, error) {
 	}
 	l, err := e.dev.NewLibrary(e.source, opts)
 	origin := fmt.Sprintf("compiled from source (MSL %d.%d, math %v)", lib.LanguageMajor, lib.LanguageMinor, e.math)
+	if loadErr != nil {
+		origin += "; the metallib did not load: " + loadErr.Error()
+	}
 	if err != nil {
 		err = fmt.Errorf("metal: compiling the %s kernels: %w", lib.Name, err)
 	} else {

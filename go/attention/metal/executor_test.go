@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -150,43 +152,45 @@ func TestBFloat16NeedsMacOS14(t *testing.T) {
 	assert.Equal(t, 0, dev.opts[0].Language.Minor)
 }
 
-// A metallib from the build is loaded instead of compiling; when it does not load, the
-// source is compiled and Info says which happened.
-func TestMetallib(t *testing.T) {
+// Metallibs from the build are loaded instead of compiling, per library; a library
+// without one, or whose metallib does not load, is compiled from source, and Info says
+// which happened.
+func TestMetallibs(t *testing.T) {
 	lib := []byte("MTLB fake metallib")
 	dev := newFakeDevice()
-	e, err := newExecutor(dev, Params{Source: testSource, Metallib: lib})
+	e, err := newExecutor(dev, Params{Source: testSource, Metallibs: map[string][]byte{"attention": lib}})
 	require.NoError(t, err)
 	defer e.Close()
-	_, err = e.Forward(context.Background(), testProblem(t, tensor.Float32, 1, 1, 1, 8, 8, 16), nil)
-	require.NoError(t, err)
-	_, err = e.Forward(context.Background(), testProblem(t, tensor.BFloat16, 1, 1, 1, 8, 8, 16), nil)
-	require.NoError(t, err)
-	assert.Equal(t, [][]byte{lib}, dev.libData, "loaded once; it holds every kernel")
-	assert.Zero(t, dev.compiles)
-	assert.Contains(t, e.Info().Libraries["metallib"], "metallib (Params.Metallib, 18 bytes)")
+	for range 2 {
+		_, err = e.Forward(context.Background(), testProblem(t, tensor.Float32, 1, 1, 1, 8, 8, 16), nil)
+		require.NoError(t, err)
+		_, err = e.Forward(context.Background(), testProblem(t, tensor.BFloat16, 1, 1, 1, 8, 8, 16), nil)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, [][]byte{lib}, dev.libData, "loaded once")
+	assert.Equal(t, 1, dev.compiles, "the bfloat16 library, which has no metallib, is compiled")
+	assert.Equal(t, metalrt.MSL3_1, dev.opts[0].Language)
+	in := e.Info()
+	assert.Equal(t, "metallib (Params.Metallibs, 18 bytes)", in.Libraries["attention"])
+	assert.Contains(t, in.Libraries["attention_bf16"], "compiled from source (MSL 3.1")
 
 	bad := newFakeDevice()
 	bad.failLibData = &metalrt.Error{Op: "NewLibraryFromData", Kind: metalrt.ErrCompile, Detail: "fake: not a metallib"}
-	e2, err := newExecutor(bad, Params{Source: testSource, Metallib: lib})
+	e2, err := newExecutor(bad, Params{Source: testSource, Metallibs: map[string][]byte{"attention": lib}})
 	require.NoError(t, err)
 	defer e2.Close()
 	_, err = e2.Forward(context.Background(), testProblem(t, tensor.Float32, 1, 1, 1, 8, 8, 16), nil)
 	require.NoError(t, err)
 	assert.Equal(t, 1, bad.compiles, "compiled from source instead")
-	assert.Contains(t, e2.Info().Libraries["metallib"], "failed")
-	assert.Contains(t, e2.Info().Libraries["attention"], "compiled from source")
+	assert.Contains(t, e2.Info().Libraries["attention"], "compiled from source (MSL 3.0")
+	assert.Contains(t, e2.Info().Libraries["attention"], "the metallib did not load")
 
-	// Before macOS 14 an MSL 3.1 metallib cannot load: the source is compiled.
-	old := newFakeDevice()
-	old.os = metalrt.OSVersion{Major: 13}
-	e3, err := newExecutor(old, Params{Source: testSource, Metallib: lib})
+	// readMetallibs finds <name>.metallib files and skips missing ones.
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "attention_bf16.metallib"), lib, 0o644))
+	got, err := readMetallibs(dir)
 	require.NoError(t, err)
-	defer e3.Close()
-	_, err = e3.Forward(context.Background(), testProblem(t, tensor.Float32, 1, 1, 1, 8, 8, 16), nil)
-	require.NoError(t, err)
-	assert.Empty(t, old.libData)
-	assert.Equal(t, 1, old.compiles)
+	assert.Equal(t, map[string][]byte{"attention_bf16": lib}, got)
 }
 
 // Pipelines are specialised on the plan's function constants and cached per (kernel,

@@ -944,7 +944,9 @@ func (e *Executor) backward(ctx context.Context, p *spec.Problem, s *spec.Saved,
 
 // Close releases the pooled buffers, the pipelines, the libraries, the queue and the
 // device, after calls in flight finish. Later calls fail with ErrClosed. Tensors the
-// executor returned keep their own buffers. Close is idempotent.
+// executor returned keep their own buffers and stay readable where the host addresses
+// them (shared memory); private results can no longer be staged to the host (their
+// ReadAt fails with an error wrapping allocator.ErrMetalStorage). Close is idempotent.
 func (e *Executor) Close() error {
 	if e == nil {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/cpuflash"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
@@ -36,9 +37,9 @@ func TestCPUFlashMatchesReference(t *testing.T) {
 			ref, err := New(p, fallback.NewExecutor())
 			require.NoError(t, err)
 			rng := rand.New(rand.NewPCG(uint64(i), 77))
-			xq := randTensor(t, rng, tensor.Float32, 2, tc.N, 32)
-			xkv := randTensor(t, rng, tensor.Float32, 2, tc.M, 32)
-			dy := randTensor(t, rng, tensor.Float32, 2, tc.N, 32)
+			xq := attntest.Tensor(t, rng, tensor.Float32, 2, tc.N, 32)
+			xkv := attntest.Tensor(t, rng, tensor.Float32, 2, tc.M, 32)
+			dy := attntest.Tensor(t, rng, tensor.Float32, 2, tc.N, 32)
 			run := func(m *MultiHeadAttention) (y, dxq, dxkv *tensor.Tensor) {
 				if tc.cross {
 					y, s, err := m.ForwardCross(bg, xq, xkv)
@@ -55,14 +56,14 @@ func TestCPUFlashMatchesReference(t *testing.T) {
 			}
 			yf, dqf, dkvf := run(flash)
 			yr, dqr, dkvr := run(ref)
-			assert.InDeltaSlice(t, f64s(t, yr), f64s(t, yf), 5e-5, "y")
-			assert.InDeltaSlice(t, f64s(t, dqr), f64s(t, dqf), 5e-5, "dxq")
+			assert.InDeltaSlice(t, attntest.Values(t, yr), attntest.Values(t, yf), 5e-5, "y")
+			assert.InDeltaSlice(t, attntest.Values(t, dqr), attntest.Values(t, dqf), 5e-5, "dxq")
 			if tc.cross {
-				assert.InDeltaSlice(t, f64s(t, dkvr), f64s(t, dkvf), 5e-5, "dxkv")
+				assert.InDeltaSlice(t, attntest.Values(t, dkvr), attntest.Values(t, dkvf), 5e-5, "dxkv")
 			}
 			pf, pr := flash.Parameters(), ref.Parameters()
 			for j := range pf {
-				assert.InDeltaSlice(t, f64s(t, pr[j].Grad), f64s(t, pf[j].Grad), 5e-5, pf[j].Name)
+				assert.InDeltaSlice(t, attntest.Values(t, pr[j].Grad), attntest.Values(t, pf[j].Grad), 5e-5, pf[j].Name)
 			}
 		})
 	}

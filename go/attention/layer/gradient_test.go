@@ -5,35 +5,13 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
 	"github.com/orchard-ml/orchard/go/tensor"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// randTensor returns a (shape) tensor of standard normal values drawn from rng.
-func randTensor(t *testing.T, rng *rand.Rand, dt tensor.DType, shape ...int) *tensor.Tensor {
-	t.Helper()
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	v := make([]float64, n)
-	for i := range v {
-		v[i] = rng.NormFloat64()
-	}
-	x, err := tensor.FromFloat64s(dt, v, shape...)
-	require.NoError(t, err)
-	return x
-}
-
-func f64s(t *testing.T, x *tensor.Tensor) []float64 {
-	t.Helper()
-	v, err := x.ToFloat64s()
-	require.NoError(t, err)
-	return v
-}
 
 func dot(a, b []float64) float64 {
 	var s float64
@@ -91,13 +69,13 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 					}
 				}
 			}
-			xq := randTensor(t, rng, tensor.Float64, tc.B, tc.N, tc.C)
+			xq := attntest.Tensor(t, rng, tensor.Float64, tc.B, tc.N, tc.C)
 			var xkv *tensor.Tensor
 			if tc.cross {
-				xkv = randTensor(t, rng, tensor.Float64, tc.B, tc.M, tc.C)
+				xkv = attntest.Tensor(t, rng, tensor.Float64, tc.B, tc.M, tc.C)
 			}
-			g := randTensor(t, rng, tensor.Float64, tc.B, tc.N, tc.C)
-			gv := f64s(t, g)
+			g := attntest.Tensor(t, rng, tensor.Float64, tc.B, tc.N, tc.C)
+			gv := attntest.Values(t, g)
 
 			forward := func() (*tensor.Tensor, *Saved) {
 				m.SetDropoutOffset(tc.dropoutOffset)
@@ -114,7 +92,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 			}
 			loss := func() float64 {
 				y, _ := forward()
-				return dot(f64s(t, y), gv)
+				return dot(attntest.Values(t, y), gv)
 			}
 
 			// Analytic.
@@ -136,7 +114,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 				xs, err := x.Float64s()
 				require.NoError(t, err)
 				numeric := fallback.NumericalGradient(loss, xs, eps)
-				e := fallback.CompareGradients(name, f64s(t, analytic), numeric, floor)
+				e := fallback.CompareGradients(name, attntest.Values(t, analytic), numeric, floor)
 				assert.Less(t, e.MaxRel, tol, e.String())
 			}
 			if tc.cross {
@@ -148,7 +126,7 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 			for _, p := range m.Parameters() {
 				check("d"+p.Name, p.Grad, p.Value)
 				if p.Name == "bk" {
-					for _, g := range f64s(t, p.Grad) {
+					for _, g := range attntest.Values(t, p.Grad) {
 						assert.InDelta(t, 0, g, 1e-12, "dbk must vanish: softmax is shift invariant")
 					}
 				}
@@ -172,9 +150,9 @@ func TestFloat32MatchesFloat64(t *testing.T) {
 			m64, err := New(p64, fallback.NewExecutor())
 			require.NoError(t, err)
 			rng := rand.New(rand.NewPCG(1, 2))
-			x32 := randTensor(t, rng, tensor.Float32, 2, 7, 16)
-			kv32 := randTensor(t, rng, tensor.Float32, 2, 9, 16)
-			g32 := randTensor(t, rng, tensor.Float32, 2, 7, 16)
+			x32 := attntest.Tensor(t, rng, tensor.Float32, 2, 7, 16)
+			kv32 := attntest.Tensor(t, rng, tensor.Float32, 2, 9, 16)
+			g32 := attntest.Tensor(t, rng, tensor.Float32, 2, 7, 16)
 			conv := func(x *tensor.Tensor) *tensor.Tensor {
 				c, err := x.Convert(tensor.Float64)
 				require.NoError(t, err)
@@ -193,7 +171,7 @@ func TestFloat32MatchesFloat64(t *testing.T) {
 				require.NoError(t, err)
 				dx64, dkv64, err = m64.BackwardCross(bg, s64, g64)
 				require.NoError(t, err)
-				assert.InDeltaSlice(t, f64s(t, dkv64), f64s(t, dkv32), 1e-4)
+				assert.InDeltaSlice(t, attntest.Values(t, dkv64), attntest.Values(t, dkv32), 1e-4)
 			} else {
 				var s32, s64 *Saved
 				y32, s32, err = m32.Forward(bg, x32)
@@ -205,11 +183,11 @@ func TestFloat32MatchesFloat64(t *testing.T) {
 				dx64, err = m64.Backward(bg, s64, g64)
 				require.NoError(t, err)
 			}
-			assert.InDeltaSlice(t, f64s(t, y64), f64s(t, y32), 1e-4)
-			assert.InDeltaSlice(t, f64s(t, dx64), f64s(t, dx32), 1e-4)
+			assert.InDeltaSlice(t, attntest.Values(t, y64), attntest.Values(t, y32), 1e-4)
+			assert.InDeltaSlice(t, attntest.Values(t, dx64), attntest.Values(t, dx32), 1e-4)
 			p32s, p64s := m32.Parameters(), m64.Parameters()
 			for i := range p32s {
-				assert.InDeltaSlice(t, f64s(t, p64s[i].Grad), f64s(t, p32s[i].Grad), 1e-4, p32s[i].Name)
+				assert.InDeltaSlice(t, attntest.Values(t, p64s[i].Grad), attntest.Values(t, p32s[i].Grad), 1e-4, p32s[i].Name)
 			}
 		})
 	}

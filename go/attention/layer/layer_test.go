@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/orchard-ml/orchard/go/attention"
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
 	"github.com/orchard-ml/orchard/go/tensor"
@@ -70,7 +71,7 @@ func TestParametersAndDefaults(t *testing.T) {
 	for _, p := range m.Parameters() {
 		got = append(got, want{p.Name, p.Value.Shape(), p.NoDecay})
 		assert.Equal(t, p.Value.Shape(), p.Grad.Shape())
-		assert.Equal(t, make([]float64, p.Grad.Len()), f64s(t, p.Grad), "gradients start at zero")
+		assert.Equal(t, make([]float64, p.Grad.Len()), attntest.Values(t, p.Grad), "gradients start at zero")
 	}
 	assert.Equal(t, []want{
 		{"Wq", []int{12, 12}, false}, {"bq", []int{12}, true},
@@ -86,7 +87,7 @@ func TestParametersAndDefaults(t *testing.T) {
 	// The seed decides the weights: same seed, same weights; weights bounded by 1/sqrt(fan_in).
 	m3, err := New(Params{Dim: 12, Heads: 6}, ref())
 	require.NoError(t, err)
-	w2, w3 := f64s(t, m2.Parameters()[0].Value), f64s(t, m3.Parameters()[0].Value)
+	w2, w3 := attntest.Values(t, m2.Parameters()[0].Value), attntest.Values(t, m3.Parameters()[0].Value)
 	assert.Equal(t, w2, w3)
 	for _, w := range w2 {
 		assert.LessOrEqual(t, w*w, 1.0/12)
@@ -144,17 +145,17 @@ func TestBackwardRejectsBadInput(t *testing.T) {
 	require.NoError(t, err)
 	other, err := New(Params{Dim: 8, Heads: 2}, ref())
 	require.NoError(t, err)
-	x := randTensor(t, rng, tensor.Float32, 2, 3, 8)
-	kv := randTensor(t, rng, tensor.Float32, 2, 4, 8)
+	x := attntest.Tensor(t, rng, tensor.Float32, 2, 3, 8)
+	kv := attntest.Tensor(t, rng, tensor.Float32, 2, 4, 8)
 	_, self, err := m.Forward(bg, x)
 	require.NoError(t, err)
 	_, cross, err := m.ForwardCross(bg, x, kv)
 	require.NoError(t, err)
 	_, foreign, err := other.Forward(bg, x)
 	require.NoError(t, err)
-	dy := randTensor(t, rng, tensor.Float32, 2, 3, 8)
-	wrongShape := randTensor(t, rng, tensor.Float32, 2, 4, 8)
-	wrongType := randTensor(t, rng, tensor.Float64, 2, 3, 8)
+	dy := attntest.Tensor(t, rng, tensor.Float32, 2, 3, 8)
+	wrongShape := attntest.Tensor(t, rng, tensor.Float32, 2, 4, 8)
+	wrongType := attntest.Tensor(t, rng, tensor.Float64, 2, 3, 8)
 
 	tests := []struct {
 		name  string
@@ -185,7 +186,7 @@ func TestBackwardRejectsBadInput(t *testing.T) {
 				requireArgErr(t, err, tc.arg)
 			}
 			for _, p := range m.Parameters() {
-				assert.Equal(t, make([]float64, p.Grad.Len()), f64s(t, p.Grad), "a rejected backward adds no gradient")
+				assert.Equal(t, make([]float64, p.Grad.Len()), attntest.Values(t, p.Grad), "a rejected backward adds no gradient")
 			}
 		})
 	}
@@ -199,25 +200,25 @@ func TestInputsUnchangedAndStridesAccepted(t *testing.T) {
 	m, err := New(p, ref())
 	require.NoError(t, err)
 	// xt is (B, T, C) viewed through a transpose of a (T, B, C) tensor: not contiguous.
-	base := randTensor(t, rng, tensor.Float32, 5, 2, 8)
+	base := attntest.Tensor(t, rng, tensor.Float32, 5, 2, 8)
 	xt, err := base.Transpose(0, 1)
 	require.NoError(t, err)
 	require.False(t, xt.IsContiguous())
 	xc, err := xt.Clone()
 	require.NoError(t, err)
-	dyBase := randTensor(t, rng, tensor.Float32, 5, 2, 8)
+	dyBase := attntest.Tensor(t, rng, tensor.Float32, 5, 2, 8)
 	dyt, err := dyBase.Transpose(0, 1)
 	require.NoError(t, err)
 	dyc, err := dyt.Clone()
 	require.NoError(t, err)
-	before, dyBefore := f64s(t, base), f64s(t, dyBase)
+	before, dyBefore := attntest.Values(t, base), attntest.Values(t, dyBase)
 
 	m.SetDropoutOffset(0)
 	yt, st, err := m.Forward(bg, xt)
 	require.NoError(t, err)
 	dxt, err := m.Backward(bg, st, dyt)
 	require.NoError(t, err)
-	gradT := f64s(t, m.Parameters()[0].Grad)
+	gradT := attntest.Values(t, m.Parameters()[0].Grad)
 	m.ZeroGrad()
 	m.SetDropoutOffset(0)
 	yc, sc, err := m.Forward(bg, xc)
@@ -225,26 +226,26 @@ func TestInputsUnchangedAndStridesAccepted(t *testing.T) {
 	dxc, err := m.Backward(bg, sc, dyc)
 	require.NoError(t, err)
 
-	assert.Equal(t, before, f64s(t, base), "x modified")
-	assert.Equal(t, dyBefore, f64s(t, dyBase), "dy modified")
-	assert.Equal(t, f64s(t, yc), f64s(t, yt))
-	assert.Equal(t, f64s(t, dxc), f64s(t, dxt))
-	assert.Equal(t, f64s(t, m.Parameters()[0].Grad), gradT)
+	assert.Equal(t, before, attntest.Values(t, base), "x modified")
+	assert.Equal(t, dyBefore, attntest.Values(t, dyBase), "dy modified")
+	assert.Equal(t, attntest.Values(t, yc), attntest.Values(t, yt))
+	assert.Equal(t, attntest.Values(t, dxc), attntest.Values(t, dxt))
+	assert.Equal(t, attntest.Values(t, m.Parameters()[0].Grad), gradT)
 }
 
 func TestBackwardAccumulates(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	m, err := New(Params{Dim: 8, Heads: 2, Bias: true, DType: tensor.Float64}, ref())
 	require.NoError(t, err)
-	x := randTensor(t, rng, tensor.Float64, 1, 4, 8)
-	dy := randTensor(t, rng, tensor.Float64, 1, 4, 8)
+	x := attntest.Tensor(t, rng, tensor.Float64, 1, 4, 8)
+	dy := attntest.Tensor(t, rng, tensor.Float64, 1, 4, 8)
 	_, s, err := m.Forward(bg, x)
 	require.NoError(t, err)
 	_, err = m.Backward(bg, s, dy)
 	require.NoError(t, err)
 	once := map[string][]float64{}
 	for _, p := range m.Parameters() {
-		once[p.Name] = f64s(t, p.Grad)
+		once[p.Name] = attntest.Values(t, p.Grad)
 	}
 	_, err = m.Backward(bg, s, dy)
 	requireArgErr(t, err, "saved") // consumed: its buffers went back to the layer
@@ -253,14 +254,14 @@ func TestBackwardAccumulates(t *testing.T) {
 	_, err = m.Backward(bg, s, dy)
 	require.NoError(t, err)
 	for _, p := range m.Parameters() {
-		twice := f64s(t, p.Grad)
+		twice := attntest.Values(t, p.Grad)
 		for i, g := range once[p.Name] {
 			assert.InDelta(t, 2*g, twice[i], 1e-12, p.Name)
 		}
 	}
 	m.ZeroGrad()
 	for _, p := range m.Parameters() {
-		assert.Equal(t, make([]float64, p.Grad.Len()), f64s(t, p.Grad))
+		assert.Equal(t, make([]float64, p.Grad.Len()), attntest.Values(t, p.Grad))
 	}
 }
 
@@ -273,7 +274,7 @@ func TestDropoutOffsetAndEvalMode(t *testing.T) {
 	noDrop.Dropout = 0
 	plain, err := New(noDrop, ref()) // same seed: same weights, no dropout
 	require.NoError(t, err)
-	x := randTensor(t, rng, tensor.Float32, 2, 6, 8)
+	x := attntest.Tensor(t, rng, tensor.Float32, 2, 6, 8)
 
 	y0, s0, err := m.Forward(bg, x)
 	require.NoError(t, err)
@@ -283,12 +284,12 @@ func TestDropoutOffsetAndEvalMode(t *testing.T) {
 	assert.Equal(t, uint64(1), s1.Problem.Dropout.Offset)
 	assert.Equal(t, uint64(3), s0.Problem.Dropout.Seed)
 	assert.Equal(t, uint64(2), m.DropoutOffset())
-	assert.NotEqual(t, f64s(t, y0), f64s(t, y1), "a new offset draws a new mask")
+	assert.NotEqual(t, attntest.Values(t, y0), attntest.Values(t, y1), "a new offset draws a new mask")
 
 	m.SetDropoutOffset(0)
 	again, _, err := m.Forward(bg, x)
 	require.NoError(t, err)
-	assert.Equal(t, f64s(t, y0), f64s(t, again), "the same offset repeats the mask")
+	assert.Equal(t, attntest.Values(t, y0), attntest.Values(t, again), "the same offset repeats the mask")
 
 	m.Train(false)
 	ye, se, err := m.Forward(bg, x)
@@ -297,7 +298,7 @@ func TestDropoutOffsetAndEvalMode(t *testing.T) {
 	assert.Zero(t, se.Problem.Dropout.P)
 	yp, _, err := plain.Forward(bg, x)
 	require.NoError(t, err)
-	assert.Equal(t, f64s(t, yp), f64s(t, ye), "eval mode is the layer without dropout")
+	assert.Equal(t, attntest.Values(t, yp), attntest.Values(t, ye), "eval mode is the layer without dropout")
 }
 
 // failing is an Attention that fails or returns malformed results, to show the layer
@@ -324,7 +325,7 @@ func (f failing) Backward(context.Context, *spec.Problem, *spec.Saved, *tensor.T
 
 func TestAttentionFailuresAreErrors(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
-	x := randTensor(t, rng, tensor.Float32, 1, 3, 4)
+	x := attntest.Tensor(t, rng, tensor.Float32, 1, 3, 4)
 	boom := errors.New("boom")
 	m, err := New(Params{Dim: 4, Heads: 2}, failing{err: boom})
 	require.NoError(t, err)
@@ -353,7 +354,7 @@ func TestThroughEngine(t *testing.T) {
 	m, err := New(Params{Dim: 8, Heads: 4, KVHeads: 2, Causal: spec.CausalTopLeft, Bias: true}, e)
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(8, 8))
-	x := randTensor(t, rng, tensor.Float32, 2, 5, 8)
+	x := attntest.Tensor(t, rng, tensor.Float32, 2, 5, 8)
 	y, s, err := m.Forward(bg, x)
 	require.NoError(t, err)
 	_, err = m.Backward(bg, s, y)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/orchard-ml/orchard/go/attention"
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/cpuflash"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/tensor"
@@ -35,7 +36,7 @@ func (nilBackward) Backward(context.Context, *spec.Problem, *spec.Saved, *tensor
 // backward leaves the gradients untouched and the Saved usable.
 func TestNilAttentionResultsAreErrors(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 11))
-	x := randTensor(t, rng, tensor.Float32, 1, 5, 16)
+	x := attntest.Tensor(t, rng, tensor.Float32, 1, 5, 16)
 	m, err := New(Params{Dim: 16, Heads: 4}, nilAttention{})
 	require.NoError(t, err)
 	y, s, err := m.Forward(bg, x)
@@ -51,7 +52,7 @@ func TestNilAttentionResultsAreErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "returned no result")
 	assert.Nil(t, dx)
 	for _, p := range m.Parameters() {
-		assert.Equal(t, make([]float64, p.Grad.Len()), f64s(t, p.Grad), "%s: a failed backward adds nothing", p.Name)
+		assert.Equal(t, make([]float64, p.Grad.Len()), attntest.Values(t, p.Grad), "%s: a failed backward adds nothing", p.Name)
 	}
 	m.attn = ref() // the same Saved works once the attention does
 	_, err = m.Backward(bg, s, x)
@@ -75,7 +76,7 @@ func TestNewRefusesAbsurdSizes(t *testing.T) {
 // the dropout offset does not advance and no gradient changes.
 func TestCancellation(t *testing.T) {
 	rng := rand.New(rand.NewPCG(12, 12))
-	x := randTensor(t, rng, tensor.Float32, 2, 6, 16)
+	x := attntest.Tensor(t, rng, tensor.Float32, 2, 6, 16)
 	m, err := New(Params{Dim: 16, Heads: 4, Dropout: 0.1, Bias: true}, cpuflash.New(cpuflash.Params{}))
 	require.NoError(t, err)
 	done, cancel := context.WithCancel(context.Background())
@@ -89,7 +90,7 @@ func TestCancellation(t *testing.T) {
 	_, err = m.Backward(done, s, x)
 	assert.ErrorIs(t, err, context.Canceled)
 	for _, p := range m.Parameters() {
-		assert.Equal(t, make([]float64, p.Grad.Len()), f64s(t, p.Grad), p.Name)
+		assert.Equal(t, make([]float64, p.Grad.Len()), attntest.Values(t, p.Grad), p.Name)
 	}
 	_, err = m.Backward(bg, s, x) // not consumed by the cancelled call
 	assert.NoError(t, err)
@@ -109,7 +110,7 @@ func TestStepsReuseAttentionBuffers(t *testing.T) {
 	m, err := New(Params{Dim: 32, Heads: 4, KVHeads: 2, Bias: true}, e)
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(13, 13))
-	x := randTensor(t, rng, tensor.Float32, 2, 9, 32)
+	x := attntest.Tensor(t, rng, tensor.Float32, 2, 9, 32)
 	var first *buffers
 	for step := range 3 {
 		y, s, err := m.Forward(bg, x)
@@ -134,7 +135,7 @@ func TestStepsReuseAttentionBuffers(t *testing.T) {
 	_, s2, err := m.Forward(bg, x)
 	require.NoError(t, err)
 	assert.NotSame(t, s1.buf, s2.buf)
-	short := randTensor(t, rng, tensor.Float32, 1, 4, 32)
+	short := attntest.Tensor(t, rng, tensor.Float32, 1, 4, 32)
 	_, s3, err := m.Forward(bg, short)
 	require.NoError(t, err)
 	assert.Equal(t, [3]int{1, 4, 4}, [3]int{s3.buf.b, s3.buf.n, s3.buf.m})
@@ -176,9 +177,9 @@ func TestKeyPadding(t *testing.T) {
 			rng := rand.New(rand.NewPCG(14, 14))
 			m, err := New(Params{Dim: C, Heads: 4, KVHeads: 2, Bias: true, DType: tensor.Float64}, ref())
 			require.NoError(t, err)
-			xq := randTensor(t, rng, tensor.Float64, B, N, C)
-			xkv := randTensor(t, rng, tensor.Float64, B, M, C)
-			dy := randTensor(t, rng, tensor.Float64, B, N, C)
+			xq := attntest.Tensor(t, rng, tensor.Float64, B, N, C)
+			xkv := attntest.Tensor(t, rng, tensor.Float64, B, M, C)
+			dy := attntest.Tensor(t, rng, tensor.Float64, B, N, C)
 			y, s, err := m.ForwardMasked(bg, xq, xkv, Mask{KeyPadding: tc.pad})
 			require.NoError(t, err)
 			if tc.name == "trailing" {
@@ -192,7 +193,7 @@ func TestKeyPadding(t *testing.T) {
 			require.NoError(t, err)
 
 			var kept []float64
-			kv := f64s(t, xkv)
+			kv := attntest.Values(t, xkv)
 			for j, p := range tc.pad {
 				if !p {
 					kept = append(kept, kv[j*C:(j+1)*C]...)
@@ -204,9 +205,9 @@ func TestKeyPadding(t *testing.T) {
 			require.NoError(t, err)
 			wdxq, wdxk, err := m.BackwardCross(bg, s2, dy)
 			require.NoError(t, err)
-			assert.InDeltaSlice(t, f64s(t, want), f64s(t, y), 1e-12)
-			assert.InDeltaSlice(t, f64s(t, wdxq), f64s(t, dxq), 1e-12)
-			got, wk, r := f64s(t, dxkv), f64s(t, wdxk), 0
+			assert.InDeltaSlice(t, attntest.Values(t, want), attntest.Values(t, y), 1e-12)
+			assert.InDeltaSlice(t, attntest.Values(t, wdxq), attntest.Values(t, dxq), 1e-12)
+			got, wk, r := attntest.Values(t, dxkv), attntest.Values(t, wdxk), 0
 			for j, p := range tc.pad {
 				if p {
 					assert.Equal(t, make([]float64, C), got[j*C:(j+1)*C], "padded key %d", j)
@@ -219,7 +220,7 @@ func TestKeyPadding(t *testing.T) {
 	}
 	m, err := New(Params{Dim: C, Heads: 4}, ref())
 	require.NoError(t, err)
-	x := randTensor(t, rand.New(rand.NewPCG(1, 1)), tensor.Float32, 2, 3, C)
+	x := attntest.Tensor(t, rand.New(rand.NewPCG(1, 1)), tensor.Float32, 2, 3, C)
 	_, _, err = m.ForwardMasked(bg, x, nil, Mask{KeyPadding: make([]bool, 5)})
 	requireArgErr(t, err, "mask.KeyPadding")
 }

@@ -1,12 +1,12 @@
 package layer
 
 import (
-	"math"
 	"path/filepath"
 	"strconv"
 	"testing"
 
 	"github.com/orchard-ml/orchard/go/attention"
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/cpuflash"
 	"github.com/orchard-ml/orchard/go/attention/safetensors"
 	"github.com/orchard-ml/orchard/go/attention/spec"
@@ -24,16 +24,6 @@ func openTorch(t *testing.T, name string) *safetensors.File {
 	require.NoError(t, err)
 	t.Cleanup(func() { f.Close() })
 	return f
-}
-
-// relL2 is ‖got − want‖ / ‖want‖.
-func relL2(got, want []float64) float64 {
-	var d, n float64
-	for i := range want {
-		d += (got[i] - want[i]) * (got[i] - want[i])
-		n += want[i] * want[i]
-	}
-	return math.Sqrt(d / n)
 }
 
 func load(t *testing.T, f *safetensors.File, name string, dt tensor.DType) *tensor.Tensor {
@@ -85,7 +75,7 @@ func TestMatchesPyTorch(t *testing.T) {
 				x, dy := load(t, f, "x", dt), load(t, f, "dy", dt)
 				var mask Mask
 				if _, ok := f.Info("key_padding_mask"); ok {
-					for _, v := range f64s(t, load(t, f, "key_padding_mask", tensor.Float64)) {
+					for _, v := range attntest.Values(t, load(t, f, "key_padding_mask", tensor.Float64)) {
 						mask.KeyPadding = append(mask.KeyPadding, v != 0)
 					}
 				}
@@ -96,8 +86,8 @@ func TestMatchesPyTorch(t *testing.T) {
 
 				var worst float64
 				check := func(what string, got *tensor.Tensor, ref string) {
-					want := f64s(t, load(t, f, ref, tensor.Float64))
-					e := relL2(f64s(t, got), want)
+					want := attntest.Values(t, load(t, f, ref, tensor.Float64))
+					e := attntest.RelL2(want, attntest.Values(t, got))
 					worst = max(worst, e)
 					assert.LessOrEqual(t, e, tol, "%s: relative L2 error %.3g", what, e)
 				}
@@ -114,7 +104,7 @@ func TestMatchesPyTorch(t *testing.T) {
 				saved, err := m.Tensors(naming, "", tensor.Float32)
 				require.NoError(t, err)
 				for _, w := range saved {
-					assert.Equal(t, f64s(t, load(t, f, w.Name, tensor.Float32)), f64s(t, w.Tensor), w.Name)
+					assert.Equal(t, attntest.Values(t, load(t, f, w.Name, tensor.Float32)), attntest.Values(t, w.Tensor), w.Name)
 				}
 			})
 		}
@@ -140,8 +130,8 @@ func TestLoadsHalfPrecisionWeights(t *testing.T) {
 			for i, p := range want.Parameters() {
 				r, err := p.Value.Convert(tc.dt)
 				require.NoError(t, err)
-				assert.Equal(t, f64s(t, r), f64s(t, m.Parameters()[i].Value), p.Name)
-				assert.NotEqual(t, f64s(t, p.Value), f64s(t, m.Parameters()[i].Value), "%s: the file's precision shows", p.Name)
+				assert.Equal(t, attntest.Values(t, r), attntest.Values(t, m.Parameters()[i].Value), p.Name)
+				assert.NotEqual(t, attntest.Values(t, p.Value), attntest.Values(t, m.Parameters()[i].Value), "%s: the file's precision shows", p.Name)
 			}
 		})
 	}

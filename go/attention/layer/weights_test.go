@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/safetensors"
 	"github.com/orchard-ml/orchard/go/tensor"
 	"github.com/stretchr/testify/assert"
@@ -14,7 +15,7 @@ import (
 func snapshot(t *testing.T, m *MultiHeadAttention) [][]float64 {
 	var out [][]float64
 	for _, p := range m.Parameters() {
-		out = append(out, f64s(t, p.Value))
+		out = append(out, attntest.Values(t, p.Value))
 	}
 	return out
 }
@@ -45,7 +46,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 				for i, p := range src.Parameters() {
 					r, err := p.Value.Convert(dt)
 					require.NoError(t, err)
-					assert.Equal(t, f64s(t, r), f64s(t, dst.Parameters()[i].Value), p.Name)
+					assert.Equal(t, attntest.Values(t, r), attntest.Values(t, dst.Parameters()[i].Value), p.Name)
 				}
 				f, err := safetensors.Open(path)
 				require.NoError(t, err)

@@ -36,12 +36,13 @@ func HostStrategy() Strategy {
 }
 
 // MetalStrategies returns a strategy per Metal storage mode of dev (the Metal executor's
-// Device(), so that the executor binds what they allocate with no copy). On unified
-// memory "metal-shared" outranks the host strategy, so the preparer's copies land where
-// the GPU reads them; on a discrete GPU the host strategy stays first and
-// "metal-managed" ranks above "metal-shared". "metal-private" ranks last: the preparer
-// cannot fill private memory from the CPU; it is there for callers that allocate device
-// tensors by name (StrategyNamed, allocator.Place).
+// Device(), so that the executor binds what they allocate with no copy). The ranks
+// decide the preparer's strategy, which it uses only for an executor whose Needs exclude
+// host memory (the Metal executor accepts host memory and uploads it itself): on unified
+// memory "metal-shared" outranks the host strategy; on a discrete GPU the host strategy
+// stays first and "metal-managed" ranks above "metal-shared". "metal-private" ranks
+// last: the preparer cannot fill private memory from the CPU; it is there for callers
+// that allocate device tensors by name (StrategyNamed, allocator.Place).
 func MetalStrategies(dev allocator.MetalDevice) ([]Strategy, error) {
 	if dev == nil {
 		return nil, &spec.ArgError{Arg: "dev", Rule: "must not be nil"}

@@ -14,6 +14,8 @@ Cases:
   causal    the same with a boolean causal attn_mask (top-left: query i sees keys j <= i)
   keypad    the same with a key_padding_mask (True = padded), padding not only at the end
   keypad_tail   key_padding_mask with padding only at the end of each row
+  cross     nn.MultiheadAttention as cross-attention: query x (B, N, C), key = value xkv
+            (B, M, C) with M != N, and a key_padding_mask over xkv
   gqa       separate q_proj/k_proj/v_proj/o_proj without biases, grouped-query attention
             (8 query heads over 2 key/value heads, repeat_interleave as Hugging Face
             models do), causal
@@ -111,7 +113,7 @@ def f32_params(module, gen):
             p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float32) * 0.3)
 
 
-def run_case(name, seed, b, t, dim, heads, kv_heads, bias, causal, pad):
+def run_case(name, seed, b, t, dim, heads, kv_heads, bias, causal, pad, m=None):
     gen = torch.Generator().manual_seed(seed)
     if kv_heads == heads and name != "gqa":
         module = torch.nn.MultiheadAttention(dim, heads, bias=bias, batch_first=True)
@@ -123,18 +125,22 @@ def run_case(name, seed, b, t, dim, heads, kv_heads, bias, causal, pad):
     weights = [(k, v.detach().clone().float()) for k, v in module.state_dict().items()]
     x32 = torch.randn(b, t, dim, generator=gen, dtype=torch.float32)
     dy32 = torch.randn(b, t, dim, generator=gen, dtype=torch.float32)
+    xkv32 = torch.randn(b, m, dim, generator=gen, dtype=torch.float32) if m else None
 
     module = module.double()
     x = x32.double().requires_grad_(True)
+    xkv = xkv32.double().requires_grad_(True) if m else x
     if naming == "torch-mha":
-        attn_mask = torch.ones(t, t, dtype=torch.bool).triu(1) if causal else None
+        attn_mask = torch.ones(t, xkv.shape[1], dtype=torch.bool).triu(1) if causal else None
         kpm = pad if pad is not None else None
-        y, _ = module(x, x, x, need_weights=False, attn_mask=attn_mask, key_padding_mask=kpm)
+        y, _ = module(x, xkv, xkv, need_weights=False, attn_mask=attn_mask, key_padding_mask=kpm)
     else:
         y = module(x, causal)
     (y * dy32.double()).sum().backward()
 
     tensors = weights + [("x", x32), ("dy", dy32), ("y", y.detach()), ("dx", x.grad)]
+    if m:
+        tensors += [("xkv", xkv32), ("dxkv", xkv.grad)]
     if pad is not None:
         tensors.append(("key_padding_mask", pad.float()))  # 1.0 = padded
     for k, p in module.named_parameters():
@@ -163,6 +169,9 @@ def main():
     tail = torch.tensor([[False, False, False, False, True, True], [False, False, False, False, False, True]])
     run_case("keypad_tail", 4, 2, 6, 16, 4, 4, True, False, tail)
     run_case("gqa", 5, 2, 7, 32, 8, 2, False, True, None)
+    cross_pad = torch.tensor([[False, False, True, False, False, False, False, True, False],
+                              [False, False, False, False, False, False, True, True, True]])
+    run_case("cross", 6, 2, 5, 16, 2, 2, True, False, cross_pad, m=9)
     for dt, tag in ((torch.float16, "f16"), (torch.bfloat16, "bf16")):
         write_safetensors(os.path.join(OUT, "plain_weights_" + tag + ".safetensors"),
                           [(k, v.to(dt)) for k, v in w], {"case": "plain", "dtype": tag})

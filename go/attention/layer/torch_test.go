@@ -16,7 +16,7 @@ import (
 )
 
 // torchCases are the references written by tools/interop/torch_mha_reference.py.
-var torchCases = []string{"plain", "causal", "keypad", "keypad_tail", "gqa"}
+var torchCases = []string{"plain", "causal", "keypad", "keypad_tail", "gqa", "cross"}
 
 func openTorch(t *testing.T, name string) *safetensors.File {
 	t.Helper()
@@ -37,8 +37,8 @@ func load(t *testing.T, f *safetensors.File, name string, dt tensor.DType) *tens
 
 // The layer, given PyTorch's weights through the loaders, computes PyTorch's output, input
 // gradient and every weight gradient for the same upstream gradient: nn.MultiheadAttention
-// plain, causal and with key padding (scattered and trailing), and GQA with separate
-// projections. PyTorch computed in float64 from float32 weights and inputs. Tolerances:
+// plain, causal, with key padding (scattered and trailing) and as cross-attention with key
+// padding, and GQA with separate projections. PyTorch computed in float64 from float32 weights and inputs. Tolerances:
 // the float64 layer on the reference ≤ 1e-10 relative L2 (float64 rounding); the float32
 // layer on the CPU flash executor through the Engine ≤ 1e-5 relative L2 (float32 rounding
 // over sums of ≤ 32 terms; measured ≤ 5e-7, and ≤ 2e-15 in float64).
@@ -79,9 +79,18 @@ func TestMatchesPyTorch(t *testing.T) {
 						mask.KeyPadding = append(mask.KeyPadding, v != 0)
 					}
 				}
-				y, s, err := m.ForwardMasked(bg, x, nil, mask)
+				var xkv, dxkv *tensor.Tensor
+				if _, ok := f.Info("xkv"); ok {
+					xkv = load(t, f, "xkv", dt)
+				}
+				y, s, err := m.ForwardMasked(bg, x, xkv, mask)
 				require.NoError(t, err)
-				dx, err := m.Backward(bg, s, dy)
+				var dx *tensor.Tensor
+				if xkv != nil {
+					dx, dxkv, err = m.BackwardCross(bg, s, dy)
+				} else {
+					dx, err = m.Backward(bg, s, dy)
+				}
 				require.NoError(t, err)
 
 				var worst float64
@@ -94,6 +103,9 @@ func TestMatchesPyTorch(t *testing.T) {
 				defer func() { t.Logf("largest relative L2 error %.2g", worst) }()
 				check("y", y, "y")
 				check("dx", dx, "dx")
+				if dxkv != nil {
+					check("dxkv", dxkv, "dxkv")
+				}
 				grads, err := m.GradTensors(naming, "", tensor.Float64)
 				require.NoError(t, err)
 				require.NotEmpty(t, grads)

@@ -13,6 +13,9 @@ import (
 	"github.com/orchard-ml/orchard/go/allocator"
 	"github.com/orchard-ml/orchard/go/attention"
 	"github.com/orchard-ml/orchard/go/attention/attntest"
+	"github.com/orchard-ml/orchard/go/attention/cpuflash"
+	"github.com/orchard-ml/orchard/go/attention/layer"
+	"github.com/orchard-ml/orchard/go/attention/optim"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
 	"github.com/orchard-ml/orchard/go/tensor"
@@ -81,4 +84,39 @@ func TestGPUCopyCountTable(t *testing.T) {
 			assert.Equal(t, tensor.Shared, s.O.Storage().Kind())
 		})
 	}
+}
+
+// The layer's training step with Q, K, V and dO in private memory on the GPU equals the
+// same step on cpuflash: output and every parameter gradient within 1e-4 relative L2.
+func TestGPULayerStepWithPrivateTensors(t *testing.T) {
+	e := gpuExecutor(t)
+	a := newPrivateAttention(t, e)
+	p := layer.Params{Dim: 64, Heads: 4, KVHeads: 2, Causal: spec.CausalTopLeft, Seed: 5}
+	gpu, err := layer.New(p, a)
+	require.NoError(t, err)
+	cpu, err := layer.New(p, cpuflash.New(cpuflash.Params{}))
+	require.NoError(t, err)
+	x := attntest.Tensor(t, rand.New(rand.NewPCG(5, 5)), tensor.Float32, 2, 24, 64)
+	dy := attntest.Tensor(t, rand.New(rand.NewPCG(6, 6)), tensor.Float32, 2, 24, 64)
+	step := func(m *layer.MultiHeadAttention) (*tensor.Tensor, []optim.Param) {
+		y, s, err := m.Forward(context.Background(), x)
+		require.NoError(t, err)
+		yc, _, err := y.Contiguous()
+		require.NoError(t, err)
+		y, err = yc.Convert(tensor.Float32)
+		require.NoError(t, err)
+		_, err = m.Backward(context.Background(), s, dy)
+		require.NoError(t, err)
+		return y, m.Parameters()
+	}
+	yg, pg := step(gpu)
+	yc, pc := step(cpu)
+	assert.LessOrEqual(t, relL2(t, "y", yg, yc), 1e-4)
+	require.Len(t, pg, len(pc))
+	for i := range pg {
+		assert.LessOrEqual(t, relL2(t, pg[i].Name, pg[i].Grad, pc[i].Grad), 1e-4, pg[i].Name)
+	}
+	st := a.eng.Stats()
+	assert.Equal(t, int64(2), st.Calls["metal"])
+	assert.Equal(t, int64(2), st.CopiesByKind[copyUpload].Count, "only Saved.O and Saved.L; Q, K, V and dO bound in private memory")
 }

@@ -243,6 +243,11 @@ type kvScratch struct {
 	kBuf   []float32 // (bc, dp) K rows of the key block, for dQ += dS·K (fused only)
 	tmp    []float32 // (D)
 	lo, hi []int     // (br)
+	qlo    []int     // (br) band of the tile per query row (queryBand)
+	qhi    []int
+	klo    []int // (bc) band of the tile per key row (keyBand)
+	khi    []int
+	band   bool      // the current tile is banded
 	dq     []float32 // (group, dqRows, dp) partial dQ of the group's heads (fused only)
 	buf    []float32 // the cached buffer the float32 parts live in
 }
@@ -260,7 +265,7 @@ func (x *plan) kvScratchLen() int {
 }
 
 func (x *plan) kvScratchBytes() int64 {
-	return spec.AddBytes(spec.MulBytes(x.kvScratchLen(), 4), spec.MulBytes(x.br, 16))
+	return spec.AddBytes(spec.MulBytes(x.kvScratchLen(), 4), spec.MulBytes(x.br, 32), spec.MulBytes(x.bc, 16))
 }
 
 func (x *plan) newKVScratch() *kvScratch {
@@ -282,6 +287,10 @@ func (x *plan) newKVScratch() *kvScratch {
 		tmp:   sl.take(d),
 		lo:    make([]int, br),
 		hi:    make([]int, br),
+		qlo:   make([]int, br),
+		qhi:   make([]int, br),
+		klo:   make([]int, bc),
+		khi:   make([]int, bc),
 	}
 	if x.softcap > 0 {
 		w.u = sl.take(br * bc)
@@ -539,7 +548,11 @@ func (x *plan) dkdvBlock(st *bwd, w *kvScratch, b, g, j0 int, dk, dv *dst, dq []
 			if dq != nil {
 				// dQ += dS·K                                          (rn, dp)
 				at := ((h-g*grp)*x.dqRows() + i0) * dp
-				x.kn.GEMM(roundUp(rn, mr), dp, jn, w.dp, bc, 1, kt, dp, dq[at:], dp, true)
+				if w.band { // as dqTile: each query row sums only over the keys it sees
+					x.kn.GEMMBandK(roundUp(rn, mr), dp, jn, w.dp, bc, 1, kt, dp, dq[at:], dp, w.qlo, w.qhi)
+				} else {
+					x.kn.GEMM(roundUp(rn, mr), dp, jn, w.dp, bc, 1, kt, dp, dq[at:], dp, true)
+				}
 			}
 		}
 	}
@@ -558,14 +571,25 @@ func (x *plan) dkdvTile(st *bwd, w *kvScratch, b, h, g, i0, rn, j0, jn, jn16, jn
 	// S = Q·Kᵀ, dP' = dO·Vᵀ                                           (rn, jn)
 	qt := x.q.block(b, h, i0, rn, dp, w.qBuf)     // (rn6, dp)
 	dot := st.do.block(b, h, i0, rn, dp, w.doBuf) // (rn6, dp)
+	// On a tile the diagonal crosses only the band of visible pairs is computed (mask or
+	// logits sets the rest of S to −Inf; the rest of dP' is set to 0).
 	s := w.s[:rn6*bc]
-	kn.GEMM(rn6, jn16, d.D, qt, dp, 1, w.kT, bc, s, bc, false)
 	dp2 := w.dp[:rn6*bc]
-	kn.GEMM(rn6, jn16, d.D, dot, dp, 1, w.vT, bc, dp2, bc, false)
+	part := !full(w.lo, w.hi, rn, j0, j0+jn16)
+	w.band = part && monotone(w.lo, w.hi, rn)
+	if w.band {
+		queryBand(w.qlo, w.qhi, w.lo, w.hi, rn, rn6, j0, jn16)
+		keyBand(w.klo, w.khi, w.lo, w.hi, rn, j0, jn, jn6)
+		kn.GEMMBandCols(rn6, jn16, d.D, qt, dp, 1, w.kT, bc, s, bc, w.qlo, w.qhi, false)
+		kn.GEMMBandCols(rn6, jn16, d.D, dot, dp, 1, w.vT, bc, dp2, bc, w.qlo, w.qhi, true)
+	} else {
+		kn.GEMM(rn6, jn16, d.D, qt, dp, 1, w.kT, bc, s, bc, false)
+		kn.GEMM(rn6, jn16, d.D, dot, dp, 1, w.vT, bc, dp2, bc, false)
+	}
 	t := tile{x: s, sr: bc, sc: 1}
 	if !x.plain {
 		x.logits(t, w.u, b, h, i0, rn, j0, jn16, w.lo, w.hi, x.offRows(st, b, h, i0, rn))
-	} else if !full(w.lo, w.hi, rn, j0, j0+jn16) {
+	} else if part {
 		mask(t, rn, j0, jn16, w.lo, w.hi)
 	}
 
@@ -595,8 +619,13 @@ func (x *plan) dkdvTile(st *bwd, w *kvScratch, b, h, g, i0, rn, j0, jn, jn16, jn
 	}
 
 	// dV += P'ᵀ·dO, dK += dSᵀ·Q                                        (jn, dp)
-	kn.GEMM(jn6, dp, rn, s, 1, bc, dot, dp, w.dv, dp, true)
-	kn.GEMM(jn6, dp, rn, dp2, 1, bc, qt, dp, w.dk, dp, true)
+	if w.band { // each key row sums only over the query rows that see it
+		kn.GEMMBandK(jn6, dp, rn, s, 1, bc, dot, dp, w.dv, dp, w.klo, w.khi)
+		kn.GEMMBandK(jn6, dp, rn, dp2, 1, bc, qt, dp, w.dk, dp, w.klo, w.khi)
+	} else {
+		kn.GEMM(jn6, dp, rn, s, 1, bc, dot, dp, w.dv, dp, true)
+		kn.GEMM(jn6, dp, rn, dp2, 1, bc, qt, dp, w.dk, dp, true)
+	}
 }
 
 // dqBlock computes rows [i0, i0+rn) of dQ for head h of batch b over the visible key
@@ -662,13 +691,21 @@ func (x *plan) dqTile(st *bwd, w *fwdScratch, acc []float32, b, h, i0, rn, ja, j
 	vt := x.v.block(b, g, ja, jn, dp, w.vBuf) // (jn6, dp)
 	sT := w.s[:jn6*br]
 	cols := tileCols(rn)
-	kn.GEMM(jn6, cols, d.D, kt, dp, 1, w.qT, br, sT, br, false)
 	dpT := w.dp[:jn6*br]
-	kn.GEMM(jn6, cols, d.D, vt, dp, 1, w.doT, br, dpT, br, false)
+	part := !full(w.lo, w.hi, rn, ja, ja+jn)
+	band := part && monotone(w.lo, w.hi, rn)
+	if band { // the band of visible pairs only, as forwardTile
+		keyBand(w.blo, w.bhi, w.lo, w.hi, rn, ja, jn, jn6)
+		kn.GEMMBandCols(jn6, cols, d.D, kt, dp, 1, w.qT, br, sT, br, w.blo, w.bhi, false)
+		kn.GEMMBandCols(jn6, cols, d.D, vt, dp, 1, w.doT, br, dpT, br, w.blo, w.bhi, true)
+	} else {
+		kn.GEMM(jn6, cols, d.D, kt, dp, 1, w.qT, br, sT, br, false)
+		kn.GEMM(jn6, cols, d.D, vt, dp, 1, w.doT, br, dpT, br, false)
+	}
 	t := tile{x: sT, sr: 1, sc: br}
 	if !x.plain {
 		x.logits(t, w.u, b, h, i0, rn, ja, jn, w.lo, w.hi, x.offRows(st, b, h, i0, rn))
-	} else if !full(w.lo, w.hi, rn, ja, ja+jn) {
+	} else if part {
 		mask(t, rn, ja, jn, w.lo, w.hi)
 	}
 
@@ -694,5 +731,10 @@ func (x *plan) dqTile(st *bwd, w *fwdScratch, acc []float32, b, h, i0, rn, ja, j
 	}
 
 	// dQ += dS·K                                                      (br, dp)
-	kn.GEMM(roundUp(rn, mr), dp, jn, dpT, 1, br, kt, dp, acc, dp, true)
+	if band { // each query row sums only over the keys it sees (as the fused dkdvBlock)
+		queryBand(w.blo, w.bhi, w.lo, w.hi, rn, roundUp(rn, mr), ja, jn)
+		kn.GEMMBandK(roundUp(rn, mr), dp, jn, dpT, 1, br, kt, dp, acc, dp, w.blo, w.bhi)
+	} else {
+		kn.GEMM(roundUp(rn, mr), dp, jn, dpT, 1, br, kt, dp, acc, dp, true)
+	}
 }

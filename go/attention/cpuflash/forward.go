@@ -27,6 +27,7 @@ type fwdScratch struct {
 	chunks                [][]float32 // (chunks, br, dp) dQ accumulator per chunk of key blocks (dQ pass)
 	off                   []float64   // (br) row offsets of the logits (rowOffsets)
 	lo, hi                []int       // (br) visible key range per query row
+	blo, bhi              []int       // (max(br, bc)) band of the current tile's product
 
 	buf []float32 // the cached buffer the float32 parts live in
 }
@@ -49,7 +50,7 @@ func (x *plan) fwdScratchLen(backward bool) int {
 
 // fwdScratchBytes is the memory of one fwdScratch, for the budget.
 func (x *plan) fwdScratchBytes(backward bool) int64 {
-	return spec.AddBytes(spec.MulBytes(x.fwdScratchLen(backward), 4), spec.MulBytes(x.br, 8+8+8))
+	return spec.AddBytes(spec.MulBytes(x.fwdScratchLen(backward), 4), spec.MulBytes(x.br, 8+8+8), spec.MulBytes(max(x.br, x.bc), 16))
 }
 
 func (x *plan) newFwdScratch(backward bool) *fwdScratch {
@@ -74,6 +75,8 @@ func (x *plan) newFwdScratch(backward bool) *fwdScratch {
 		off:  make([]float64, br),
 		lo:   make([]int, br),
 		hi:   make([]int, br),
+		blo:  make([]int, max(br, bc)),
+		bhi:  make([]int, max(br, bc)),
 	}
 	if backward {
 		w.doT = sl.take(d * br)
@@ -186,13 +189,22 @@ func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 	lo, hi := w.lo, w.hi
 
 	// Sᵀ = K·Qᵀ                                                      (jn, br)
+	// On a tile the diagonal crosses (causal, windows, lengths) only the band of visible
+	// (key, query) pairs is computed; mask or logits sets the rest to −Inf.
 	kt := x.k.block(b, g, ja, jn, dp, w.kBuf) // (jn6, dp)
 	sT := w.s[:jn6*br]
-	kn.GEMM(jn6, cols, d.D, kt, dp, 1, w.qT, br, sT, br, false)
+	part := !full(lo, hi, rn, ja, ja+jn)
+	band := part && monotone(lo, hi, rn)
+	if band {
+		keyBand(w.blo, w.bhi, lo, hi, rn, ja, jn, jn6)
+		kn.GEMMBandCols(jn6, cols, d.D, kt, dp, 1, w.qT, br, sT, br, w.blo, w.bhi, false)
+	} else {
+		kn.GEMM(jn6, cols, d.D, kt, dp, 1, w.qT, br, sT, br, false)
+	}
 	t := tile{x: sT, sr: 1, sc: br}
 	if !x.plain {
 		x.logits(t, w.u, b, h, i0, rn, ja, jn, lo, hi, w.off) // base-2 logits, −Inf where hidden
-	} else if !full(lo, hi, rn, ja, ja+jn) {
+	} else if part {
 		mask(t, rn, ja, jn, lo, hi)
 	}
 
@@ -249,5 +261,10 @@ func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 
 	// O += P'·V                                                       (br, dp)
 	vt := x.v.block(b, g, ja, jn, dp, w.vBuf) // (jn6, dp)
-	kn.GEMM(roundUp(rn, mr), dp, jn, sT, 1, br, vt, dp, w.o, dp, true)
+	if band { // each query row sums only over the keys it sees
+		queryBand(w.blo, w.bhi, lo, hi, rn, roundUp(rn, mr), ja, jn)
+		kn.GEMMBandK(roundUp(rn, mr), dp, jn, sT, 1, br, vt, dp, w.o, dp, w.blo, w.bhi)
+	} else {
+		kn.GEMM(roundUp(rn, mr), dp, jn, sT, 1, br, vt, dp, w.o, dp, true)
+	}
 }

@@ -197,3 +197,59 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// Banded products skip what a tile's visibility makes zero. A causal or windowed tile on
+// the diagonal has a band of visible (query, key) pairs; where the visible ranges follow
+// the diagonal (monotone lo and hi, see monotone) the products need only that band.
+
+// bandGroup is the number of rows that share one column range in GEMMBandCols: a
+// multiple of mr, large enough that the kernel keeps its column strips busy.
+const bandGroup = 2 * mr
+
+// GEMMBandCols is GEMM with acc = false where row i needs only the columns [lo[i], hi[i])
+// (empty when lo[i] ≥ hi[i]): rows go in groups of bandGroup, each computing the union of
+// its rows' ranges rounded out to multiples of nr. Columns outside a group's range are
+// left as they were, or set to 0 with zero.
+func (kn *kernels) GEMMBandCols(m, n, k int, a []float32, rs, ks int, b []float32, ldb int, c []float32, ldc int, lo, hi []int, zero bool) {
+	for i := 0; i < m; i += bandGroup {
+		g := min(bandGroup, m-i)
+		c0, c1 := n, 0
+		for r := i; r < i+g; r++ {
+			if lo[r] < hi[r] {
+				c0, c1 = min(c0, lo[r]), max(c1, hi[r])
+			}
+		}
+		c0, c1 = max(c0/nr*nr, 0), min(roundUp(c1, nr), n)
+		if c0 >= c1 {
+			c0, c1 = 0, 0
+		}
+		if zero {
+			for r := i; r < i+g; r++ {
+				row := c[r*ldc : r*ldc+n]
+				clear(row[:c0])
+				clear(row[c1:])
+			}
+		}
+		if c0 < c1 {
+			kn.GEMM(g, c1-c0, k, a[i*rs:], rs, ks, b[c0:], ldb, c[i*ldc+c0:], ldc, false)
+		}
+	}
+}
+
+// GEMMBandK is GEMM with acc = true where row i's sum runs only over p in [lo[i], hi[i])
+// (the other terms are zero): rows go in groups of mr, each summing over the union of its
+// rows' ranges, in increasing p as GEMM does.
+func (kn *kernels) GEMMBandK(m, n, k int, a []float32, rs, ks int, b []float32, ldb int, c []float32, ldc int, lo, hi []int) {
+	for i := 0; i < m; i += mr {
+		k0, k1 := k, 0
+		for r := i; r < i+mr; r++ {
+			if lo[r] < hi[r] {
+				k0, k1 = min(k0, lo[r]), max(k1, hi[r])
+			}
+		}
+		k0, k1 = max(k0, 0), min(k1, k)
+		if k0 < k1 {
+			kn.GEMM(mr, n, k1-k0, a[i*rs+k0*ks:], rs, ks, b[k0*ldb:], ldb, c[i*ldc:], ldc, true)
+		}
+	}
+}

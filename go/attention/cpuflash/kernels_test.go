@@ -278,3 +278,48 @@ func testSIMDAgreesWithGo(t *testing.T, s *kernels) {
 		}
 	})
 }
+
+// TestBandedGEMMs: GEMMBandCols computes exactly the columns each row group needs (and
+// with zero clears the rest of the row), GEMMBandK sums each row group over its range
+// only; on every kernel set, against GEMM on operands that are zero outside the band.
+func TestBandedGEMMs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	const m, n, k = 30, 64, 40
+	lo, hi := make([]int, m), make([]int, m)
+	for i := range lo { // a causal-like band, one empty row
+		lo[i], hi[i] = i, min(i+23, n)
+	}
+	lo[7], hi[7] = 5, 5
+	for _, kn := range kernelSets() {
+		t.Run(kn.name, func(t *testing.T) {
+			a, b := randSlice(rng, m*k), randSlice(rng, k*n)
+			full := make([]float32, m*n)
+			kn.GEMM(m, n, k, a, k, 1, b, n, full, n, false)
+			band := randSlice(rng, m*n)
+			kn.GEMMBandCols(m, n, k, a, k, 1, b, n, band, n, lo, hi, true)
+			for i := 0; i < m; i++ {
+				for j := 0; j < n; j++ {
+					if j >= lo[i] && j < hi[i] {
+						require.Equal(t, full[i*n+j], band[i*n+j], "(%d, %d) in the band", i, j)
+					}
+				}
+			}
+			// GEMMBandK: zero A outside each row's k range; the banded sum equals GEMM.
+			klo, khi := make([]int, m), make([]int, m)
+			az := append([]float32(nil), a...)
+			for i := 0; i < m; i++ {
+				klo[i], khi[i] = i/2, min(i/2+17, k)
+				for p := 0; p < k; p++ {
+					if p < klo[i] || p >= khi[i] {
+						az[i*k+p] = 0
+					}
+				}
+			}
+			c0 := randSlice(rng, m*n)
+			want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
+			kn.GEMM(m, n, k, az, k, 1, b, n, want, n, true)
+			kn.GEMMBandK(m, n, k, az, k, 1, b, n, got, n, klo, khi)
+			require.Equal(t, want, got)
+		})
+	}
+}

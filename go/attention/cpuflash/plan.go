@@ -415,6 +415,40 @@ func monotone(lo, hi []int, n int) bool {
 	return true
 }
 
+// queryBand sets blo, bhi for tile rows r < rows that are query rows (r < rn valid, the
+// rest padding): the visible key columns [lo[r] − j0, hi[r] − j0) clamped to [0, cols),
+// empty for padding rows. GEMMBandCols and GEMMBandK take them.
+func queryBand(blo, bhi, lo, hi []int, rn, rows, j0, cols int) {
+	for r := 0; r < rows; r++ {
+		if r >= rn {
+			blo[r], bhi[r] = 0, 0
+			continue
+		}
+		blo[r], bhi[r] = min(max(lo[r]-j0, 0), cols), min(max(hi[r]-j0, 0), cols)
+	}
+}
+
+// keyBand sets blo, bhi for tile rows c < rows that are keys j0+c (c < jn valid, the rest
+// padding): the query rows [ra, rb) that see the key, for monotone ranges (see
+// maskTransposed), empty for padding rows.
+func keyBand(blo, bhi, lo, hi []int, rn, j0, jn, rows int) {
+	ra, rb := 0, 0
+	for c := 0; c < rows; c++ {
+		if c >= jn {
+			blo[c], bhi[c] = 0, 0
+			continue
+		}
+		j := j0 + c
+		for ra < rn && hi[ra] <= j {
+			ra++
+		}
+		for rb < rn && lo[rb] <= j {
+			rb++
+		}
+		blo[c], bhi[c] = ra, rb
+	}
+}
+
 // maskTransposed is mask for a transposed tile (sr = 1) with monotone ranges: the query
 // rows that see key j0+c are one interval [ra, rb), so each key's tile row gets two
 // contiguous runs of −Inf.

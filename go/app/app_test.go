@@ -294,3 +294,15 @@ func TestNewPreparerPicksHighestPriority(t *testing.T) {
 		})
 	}
 }
+
+func TestBuildWithoutFx(t *testing.T) {
+	eng, err := Build(Config{Executor: ExecutorCPUFlash})
+	require.NoError(t, err)
+	defer eng.Close()
+	assert.Equal(t, []string{"cpuflash", "reference"}, eng.Executors())
+	_, err = eng.Forward(context.Background(), problem(t), nil)
+	require.NoError(t, err)
+
+	_, err = Build(Config{Executor: "gpu"})
+	assert.ErrorIs(t, err, spec.ErrInvalid)
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/orchard-ml/orchard/go/allocator"
 	"github.com/orchard-ml/orchard/go/attention"
 	"github.com/orchard-ml/orchard/go/attention/layer"
+	"github.com/orchard-ml/orchard/go/attention/metal"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"go.uber.org/fx"
 )
@@ -38,6 +39,48 @@ func Executors(cfg Config) ([]spec.Executor, error) {
 	return out, nil
 }
 
+// Build is the whole graph without fx: the executors cfg selects, a Preparer over the host
+// strategy and, where Metal runs, its device's strategies (so the preparer's copies land
+// where the GPU reads them), and the Engine. It is what Module provides.
+func Build(cfg Config) (*attention.Engine, error) {
+	choice, err := cfg.choice()
+	if err != nil {
+		return nil, err
+	}
+	strategies := []Strategy{HostStrategy()}
+	var execs []spec.Executor
+	if choice == ExecutorAuto || choice == ExecutorMetal {
+		m, err := NewMetal(choice == ExecutorMetal, cfg.Logger, metal.Params{})
+		if err != nil {
+			return nil, err
+		}
+		execs = append(execs, m.Executors()...)
+		strategies = append(strategies, m.Strategies...)
+	}
+	if choice == ExecutorAuto || choice == ExecutorCPUFlash {
+		c, err := CPUFlashExecutor()
+		if err != nil {
+			return nil, errors.Join(err, closeAll(execs))
+		}
+		execs = append(execs, c)
+	}
+	prep, err := NewPreparer(strategies)
+	if err != nil {
+		return nil, errors.Join(err, closeAll(execs))
+	}
+	return NewEngine(cfg, prep, execs)
+}
+
+func closeAll(execs []spec.Executor) error {
+	var errs []error
+	for _, x := range execs {
+		if c, ok := x.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // NewEngine builds the Engine over executors (any order) with cfg's strictness, debug
 // flag and logger. prep may be nil (a host Preparer). The Engine owns the executors: its
 // Close closes those that hold resources, and so does a failed NewEngine.
@@ -50,12 +93,7 @@ func NewEngine(cfg Config, prep *allocator.Preparer, executors []spec.Executor) 
 		Debug:     cfg.Debug,
 	})
 	if err != nil {
-		for _, x := range executors {
-			if c, ok := x.(io.Closer); ok {
-				err = errors.Join(err, c.Close())
-			}
-		}
-		return nil, fmt.Errorf("app: building the engine: %w", err)
+		return nil, fmt.Errorf("app: building the engine: %w", errors.Join(err, closeAll(executors)))
 	}
 	return e, nil
 }

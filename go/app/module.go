@@ -4,7 +4,7 @@ import (
 	"io"
 
 	"github.com/orchard-ml/orchard/go/allocator"
-	"github.com/orchard-ml/orchard/go/attention/spec"
+	"github.com/orchard-ml/orchard/go/attention/metal"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 )
@@ -51,8 +51,9 @@ func ExecutorsModule(cfg Config) fx.Option {
 	var opts []fx.Option
 	if choice == ExecutorAuto || choice == ExecutorMetal {
 		required := choice == ExecutorMetal
-		opts = append(opts, fx.Provide(fx.Annotate(func() ([]spec.Executor, error) { return MetalExecutors(required, cfg.Logger) },
-			fx.ResultTags(`group:"orchard.executors,flatten"`))))
+		// The executor and its device's strategies come from one Metal value, so the
+		// preparer and the engine see the same device.
+		opts = append(opts, MetalModule(required, cfg.Logger, metal.Params{}))
 	}
 	if choice == ExecutorAuto || choice == ExecutorCPUFlash {
 		opts = append(opts, fx.Provide(fx.Annotate(CPUFlashExecutor, fx.ResultTags(executorsGroup))))

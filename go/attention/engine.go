@@ -276,8 +276,16 @@ func (e *Engine) Backward(ctx context.Context, p *spec.Problem, s *spec.Saved, d
 			if dOp, err = e.preparer.Prepare(dO, n.Needs()); err != nil {
 				return err
 			}
-			if o != s.O {
-				sv = &spec.Saved{O: o, L: s.L}
+			// L keeps its dtype (float32 or float64, both valid) but must be where x
+			// can read it: a private L from a GPU forward is staged for a CPU executor.
+			ln := n.Needs()
+			ln.DType = 0
+			l, err := e.preparer.Prepare(s.L, ln)
+			if err != nil {
+				return err
+			}
+			if o != s.O || l != s.L {
+				sv = &spec.Saved{O: o, L: l}
 			}
 		}
 		g, err := x.Backward(ctx, in, sv, dOp, into)

@@ -176,6 +176,11 @@ func loadCase(dir string) (Case, error) {
 		return Case{}, fmt.Errorf("case.json: format %d, this package reads %d", j.Format, FormatVersion)
 	}
 	d := spec.Dims{B: j.Dims.B, H: j.Dims.H, Hkv: j.Dims.Hkv, N: j.Dims.N, M: j.Dims.M, D: j.Dims.D}
+	for _, x := range []int{d.B, d.H, d.Hkv, d.N, d.M, d.D} {
+		if x < 1 {
+			return Case{}, fmt.Errorf("case.json: dims %+v: every size must be ≥ 1", j.Dims)
+		}
+	}
 	qShape := []int{d.B, d.H, d.N, d.D}
 	kShape := []int{d.B, d.Hkv, d.M, d.D}
 	lShape := []int{d.B, d.H, d.N}
@@ -355,7 +360,7 @@ func (r *reader) open(name, dtype string, elemSize int, shape []int) *npy.Reader
 		return nil
 	}
 	br := bytes.NewReader(raw)
-	nr, err := npy.NewReader(br)
+	nr, err := newNpyReader(br)
 	if err != nil {
 		r.fail(name, err)
 		return nil
@@ -373,11 +378,26 @@ func (r *reader) open(name, dtype string, elemSize int, shape []int) *npy.Reader
 		r.fail(name, fmt.Errorf("shape %v, want %v", h.Shape, shape))
 		return nil
 	}
+	if product(shape) < 0 {
+		r.fail(name, fmt.Errorf("shape %v has more elements than an int counts", shape))
+		return nil
+	}
 	if want := product(shape) * elemSize; br.Len() != want {
 		r.fail(name, fmt.Errorf("payload of %d bytes, want %d for shape %v", br.Len(), want, shape))
 		return nil
 	}
 	return nr
+}
+
+// newNpyReader is npy.NewReader, with a panic on a malformed header (npyio v0.14.0 slices
+// out of range on some; found by FuzzLoadCase) turned into an error.
+func newNpyReader(br *bytes.Reader) (nr *npy.Reader, err error) {
+	defer func() {
+		if x := recover(); x != nil {
+			nr, err = nil, fmt.Errorf("malformed .npy header (%v)", x)
+		}
+	}()
+	return npy.NewReader(br)
 }
 
 func (r *reader) float64s(name string, shape []int) []float64 {
@@ -469,9 +489,14 @@ func (r *reader) lens(name string, fromJSON []int) []int {
 	return out
 }
 
+// product is the element count of shape, or -1 when a dimension is negative or the count
+// (times 8 bytes, the widest element) overflows an int.
 func product(shape []int) int {
 	n := 1
 	for _, s := range shape {
+		if s < 0 || (s != 0 && n > math.MaxInt/8/s) {
+			return -1
+		}
 		n *= s
 	}
 	return n

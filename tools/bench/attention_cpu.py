@@ -9,7 +9,8 @@ Usage (from the repository root; the chroot is built by ../shared/anchors/torch2
     python3 tools/bench/attention_cpu.py \\
         --sdpa-python 'chroot /opt/torch2 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3'
 
-Options: --sdpa-python CMD (the Python with PyTorch 2.x; "" skips the SDPA column),
+Options: --threads T (threads on every side: torch.set_num_threads and GOMAXPROCS; default
+all cores), --sdpa-python CMD (the Python with PyTorch 2.x; "" skips the SDPA column),
 --unfused-python CMD (the Python with PyTorch 1.13; default /usr/bin/python3, "" skips it),
 --rounds R (default 5), --iters K (calls per measurement, default 5), --shapes (comma list
 like 2048x64,2048x64c), --no-memory (skip the N = 16384 memory runs), --markdown FILE (also
@@ -17,7 +18,7 @@ write the tables there), --kernels SET (force cpuflash's kernel set, e.g. avx2).
 
 How it measures. The driver (this file, any Python 3 with numpy) starts one worker per
 PyTorch — the same file run with --worker in the given Python — and talks to it over a pipe.
-Workers set torch.set_num_threads(os.cpu_count()) and run with
+Workers set torch.set_num_threads(T) and run with
 GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736, so that
 freed memory is kept as a caching allocator would (otherwise these virtual machines fault
 fresh pages in at about 1.8 ms/MiB on every call); cpuflash writes into preallocated
@@ -79,7 +80,7 @@ def worker():
     import torch
     import torch.nn.functional as F
 
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", os.cpu_count())))
     fused = hasattr(F, "scaled_dot_product_attention")
     state = {}
 
@@ -165,11 +166,11 @@ def worker():
 class Worker:
     """A PyTorch worker process: this file run with --worker by the given command."""
 
-    def __init__(self, cmd):
+    def __init__(self, cmd, threads):
         argv = shlex.split(cmd)
         src = open(os.path.abspath(__file__)).read()
         # The worker may run in a chroot that cannot see this file: pass the source inline.
-        env = ["env", "GLIBC_TUNABLES=" + TUNABLES]
+        env = ["env", "GLIBC_TUNABLES=" + TUNABLES, "BENCH_THREADS=%d" % threads]
         self.p = subprocess.Popen(env + argv + ["-c", src, "--worker"], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)
 
@@ -243,6 +244,7 @@ def main():
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--shapes", default="512x64,1024x64,2048x64,4096x64,2048x128,2048x64c")
     ap.add_argument("--kernels", default="", help="cpuflash kernel set (ORCHARD_CPUFLASH_KERNELS)")
+    ap.add_argument("--threads", type=int, default=0, help="threads on every side (default: all cores)")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--markdown")
     args = ap.parse_args()
@@ -264,7 +266,8 @@ def main():
     family = " ".join(l.split(":", 1)[1].strip() for l in lscpu.splitlines() if l.startswith(("CPU family", "Model:")))
     avx512 = "avx512f" in lscpu
 
-    env = dict(os.environ)
+    threads = args.threads or cores
+    env = dict(os.environ, GOMAXPROCS=str(threads))
     if args.kernels:
         env["ORCHARD_CPUFLASH_KERNELS"] = args.kernels
     tmp = tempfile.mkdtemp(prefix="orchard-bench-")
@@ -274,12 +277,12 @@ def main():
                            cwd=PKG, env=env).stdout
     kernels = " ".join(l.strip() for l in ident.splitlines() if "kernels:" in l) or "(see TestIdentity)"
 
-    sdpa = Worker(args.sdpa_python) if args.sdpa_python else None
-    unf = Worker(args.unfused_python) if args.unfused_python else None
+    sdpa = Worker(args.sdpa_python, threads) if args.sdpa_python else None
+    unf = Worker(args.unfused_python, threads) if args.unfused_python else None
     header = [
         "machine: %s (family/model %s, AVX-512 %s), %d cores, %s" % (cpu, family, "yes" if avx512 else "no", cores,
                                                                       platform.platform()),
-        "%s; cpuflash %s; numpy %s" % (go_env, kernels, np.__version__),
+        "%s; cpuflash %s, GOMAXPROCS %d; numpy %s" % (go_env, kernels, threads, np.__version__),
     ]
     for label, w in (("SDPA", sdpa), ("unfused", unf)):
         if w:
@@ -381,7 +384,7 @@ def main():
                          "allocated beyond them; %.1f s" % (name.split("/", 1)[1], m.get("MiB-rss-beyond-io", float("nan")),
                                                            m.get("MiB-beyond-io", float("nan")), m["ns/op"] / 1e9))
         if args.sdpa_python:
-            w = Worker(args.sdpa_python)
+            w = Worker(args.sdpa_python, threads)
             mem = w.call(op="memory", b=1, h=8, n=16384, d=64)["mib"]
             w.close()
             lines.append("PyTorch SDPA B1_H8_N16384_D64 forward+backward: %.0f MiB peak RSS growth beyond inputs and "

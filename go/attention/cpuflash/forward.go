@@ -261,7 +261,7 @@ func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 
 	// O += P'·V                                                       (br, dp)
 	vt := x.v.block(b, g, ja, jn, dp, w.vBuf) // (jn6, dp)
-	if band { // each query row sums only over the keys it sees
+	if band {                                 // each query row sums only over the keys it sees
 		queryBand(w.blo, w.bhi, lo, hi, rn, roundUp(rn, mr), ja, jn)
 		kn.GEMMBandK(roundUp(rn, mr), dp, jn, sT, 1, br, vt, dp, w.o, dp, w.blo, w.bhi)
 	} else {

@@ -103,6 +103,7 @@ func clangCheck(t *testing.T, clang, unit string) []string {
 // the address-space check.
 func TestAddressSpaces(t *testing.T) {
 	skipUnderBazel(t)
+	skipUnderRace(t)
 	clang := findClang(t)
 	units, err := filepath.Glob("kgen_*_gen.cc")
 	require.NoError(t, err)

@@ -38,3 +38,12 @@ func skipUnderBazel(t *testing.T) {
 		t.Skip("reads the source tree and runs host compilers: go test only")
 	}
 }
+
+// skipUnderRace skips compile-time checks under -race: they run host compilers on the
+// sources and check nothing -race could add to, and CI runs the tests with and without it.
+func skipUnderRace(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("a compile-time check: run without -race")
+	}
+}

@@ -71,6 +71,7 @@ func rejectRule(t *testing.T, path string) (stage, want string) {
 // file names. The same build accepts the valid test kernels.
 func TestRejectedKernels(t *testing.T) {
 	skipUnderBazel(t)
+	skipUnderRace(t)
 	if runtime.GOOS != "linux" {
 		t.Skip("the emulator is for Linux")
 	}

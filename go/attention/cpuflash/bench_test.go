@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/tensor"
 )
@@ -73,14 +74,14 @@ func benchShapes(b *testing.B) []benchShape {
 func benchProblem(b *testing.B, s benchShape) (*spec.Problem, *tensor.Tensor) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	p := &spec.Problem{
-		Q: randTensor(b, rng, tensor.Float32, 1, s.B, s.H, s.N, s.D),
-		K: randTensor(b, rng, tensor.Float32, 1, s.B, s.H, s.N, s.D),
-		V: randTensor(b, rng, tensor.Float32, 1, s.B, s.H, s.N, s.D),
+		Q: attntest.Tensor(b, rng, tensor.Float32, s.B, s.H, s.N, s.D),
+		K: attntest.Tensor(b, rng, tensor.Float32, s.B, s.H, s.N, s.D),
+		V: attntest.Tensor(b, rng, tensor.Float32, s.B, s.H, s.N, s.D),
 	}
 	if s.causal {
 		p.Causal = spec.CausalTopLeft
 	}
-	return p, randTensor(b, rng, tensor.Float32, 1, s.B, s.H, s.N, s.D)
+	return p, attntest.Tensor(b, rng, tensor.Float32, s.B, s.H, s.N, s.D)
 }
 
 // report adds GFLOP/s (FLOPs over wall time) and cpu-ms/op (process CPU time per call,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/orchard-ml/orchard/go/allocator"
 	"github.com/orchard-ml/orchard/go/attention"
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback/badinput"
 	"github.com/orchard-ml/orchard/go/tensor"
@@ -105,16 +106,16 @@ func TestDeclines(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 4))
 	e := New(Params{})
 	f64 := &spec.Problem{
-		Q: randTensor(t, rng, tensor.Float64, 1, 1, 2, 5, 8),
-		K: randTensor(t, rng, tensor.Float64, 1, 1, 2, 6, 8),
-		V: randTensor(t, rng, tensor.Float64, 1, 1, 2, 6, 8),
+		Q: attntest.Tensor(t, rng, tensor.Float64, 1, 2, 5, 8),
+		K: attntest.Tensor(t, rng, tensor.Float64, 1, 2, 6, 8),
+		V: attntest.Tensor(t, rng, tensor.Float64, 1, 2, 6, 8),
 	}
 	priv, err := tensor.FromStorage(deviceStorage{n: 4 * 2 * 5 * 8}, tensor.Float32, []int{1, 2, 5, 8}, tensor.ContiguousStrides([]int{1, 2, 5, 8}), 0)
 	require.NoError(t, err)
 	onDevice := &spec.Problem{
 		Q: priv,
-		K: randTensor(t, rng, tensor.Float32, 1, 1, 2, 6, 8),
-		V: randTensor(t, rng, tensor.Float32, 1, 1, 2, 6, 8),
+		K: attntest.Tensor(t, rng, tensor.Float32, 1, 2, 6, 8),
+		V: attntest.Tensor(t, rng, tensor.Float32, 1, 2, 6, 8),
 	}
 	for _, c := range []struct {
 		name, reason string
@@ -142,9 +143,9 @@ func TestDeclines(t *testing.T) {
 func TestBackwardRejectsBadLogsumexp(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 5))
 	p := &spec.Problem{
-		Q: randTensor(t, rng, tensor.Float32, 1, 1, 1, 4, 8),
-		K: randTensor(t, rng, tensor.Float32, 1, 1, 1, 4, 8),
-		V: randTensor(t, rng, tensor.Float32, 1, 1, 1, 4, 8),
+		Q: attntest.Tensor(t, rng, tensor.Float32, 1, 1, 4, 8),
+		K: attntest.Tensor(t, rng, tensor.Float32, 1, 1, 4, 8),
+		V: attntest.Tensor(t, rng, tensor.Float32, 1, 1, 4, 8),
 	}
 	e := New(Params{})
 	s, err := e.Forward(context.Background(), p, nil)
@@ -153,7 +154,7 @@ func TestBackwardRejectsBadLogsumexp(t *testing.T) {
 		l, err := s.L.Clone()
 		require.NoError(t, err)
 		require.NoError(t, l.Set(bad, 0, 0, 2))
-		g, err := e.Backward(context.Background(), p, &spec.Saved{O: s.O, L: l}, randTensor(t, rng, tensor.Float32, 1, 1, 1, 4, 8), nil)
+		g, err := e.Backward(context.Background(), p, &spec.Saved{O: s.O, L: l}, attntest.Tensor(t, rng, tensor.Float32, 1, 1, 4, 8), nil)
 		assert.Nil(t, g)
 		var ae *spec.ArgError
 		require.ErrorAs(t, err, &ae)
@@ -166,15 +167,15 @@ func TestBackwardRejectsBadLogsumexp(t *testing.T) {
 func TestNonContiguousInputs(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 6))
 	// Q stored as [B, N, H, D] and viewed as [B, H, N, D].
-	qBNHD := randTensor(t, rng, tensor.Float32, 1, 2, 37, 3, 16)
+	qBNHD := attntest.Tensor(t, rng, tensor.Float32, 2, 37, 3, 16)
 	q, err := qBNHD.Permute(0, 2, 1, 3)
 	require.NoError(t, err)
 	require.False(t, q.IsContiguous())
 	qc, err := q.Clone()
 	require.NoError(t, err)
-	k := randTensor(t, rng, tensor.Float32, 1, 2, 3, 41, 16)
-	v := randTensor(t, rng, tensor.Float32, 1, 2, 3, 41, 16)
-	dO := randTensor(t, rng, tensor.Float32, 1, 2, 3, 37, 16)
+	k := attntest.Tensor(t, rng, tensor.Float32, 2, 3, 41, 16)
+	v := attntest.Tensor(t, rng, tensor.Float32, 2, 3, 41, 16)
+	dO := attntest.Tensor(t, rng, tensor.Float32, 2, 3, 37, 16)
 	e := New(Params{})
 	run := func(q *tensor.Tensor) [][]byte {
 		p := &spec.Problem{Q: q, K: k, V: v, Options: spec.Options{Causal: spec.CausalBottomRight}}
@@ -196,17 +197,17 @@ func TestEngineRunsCPUFlash(t *testing.T) {
 	eng, err := attention.NewEngine(attention.Params{Executors: []spec.Executor{New(Params{})}, Strict: true})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"cpuflash", "reference"}, eng.Executors())
-	kBMHD := randTensor(t, rng, tensor.Float16, 1, 1, 20, 2, 8)
+	kBMHD := attntest.Tensor(t, rng, tensor.Float16, 1, 20, 2, 8)
 	k, err := kBMHD.Permute(0, 2, 1, 3)
 	require.NoError(t, err)
 	p := &spec.Problem{
-		Q: randTensor(t, rng, tensor.Float16, 1, 1, 4, 9, 8),
+		Q: attntest.Tensor(t, rng, tensor.Float16, 1, 4, 9, 8),
 		K: k,
-		V: randTensor(t, rng, tensor.Float16, 1, 1, 2, 20, 8),
+		V: attntest.Tensor(t, rng, tensor.Float16, 1, 2, 20, 8),
 	}
 	s, err := eng.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
-	_, err = eng.Backward(context.Background(), p, s, randTensor(t, rng, tensor.Float16, 1, 1, 4, 9, 8), nil)
+	_, err = eng.Backward(context.Background(), p, s, attntest.Tensor(t, rng, tensor.Float16, 1, 4, 9, 8), nil)
 	require.NoError(t, err)
 	st := eng.Stats()
 	assert.Equal(t, int64(2), st.Calls["cpuflash"])

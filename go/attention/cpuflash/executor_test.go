@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
 	"github.com/orchard-ml/orchard/go/tensor"
@@ -58,9 +59,9 @@ func randomCase(t testing.TB, rng *rand.Rand, dt tensor.DType, d int, cov covera
 		sigma = 3 // sharper softmax
 	}
 	p := &spec.Problem{
-		Q: randTensor(t, rng, dt, sigma, B, H, N, d),
-		K: randTensor(t, rng, dt, 1, B, Hkv, M, d),
-		V: randTensor(t, rng, dt, 1, B, Hkv, M, d),
+		Q: scaledTensor(t, attntest.Tensor(t, rng, dt, B, H, N, d), sigma),
+		K: attntest.Tensor(t, rng, dt, B, Hkv, M, d),
+		V: attntest.Tensor(t, rng, dt, B, Hkv, M, d),
 	}
 	if H > Hkv {
 		cov["gqa"]++
@@ -117,12 +118,12 @@ func randomCase(t testing.TB, rng *rand.Rand, dt tensor.DType, d int, cov covera
 			for i := range N {
 				if !rowSeesAKey(p, b, h, i) {
 					cov["rows with no visible key"]++
-					return p, randTensor(t, rng, dt, 1, B, H, N, d)
+					return p, attntest.Tensor(t, rng, dt, B, H, N, d)
 				}
 			}
 		}
 	}
-	return p, randTensor(t, rng, dt, 1, B, H, N, d)
+	return p, attntest.Tensor(t, rng, dt, B, H, N, d)
 }
 
 func rowSeesAKey(p *spec.Problem, b, h, i int) bool {
@@ -227,15 +228,15 @@ func compare(t *testing.T, e *Executor, p *spec.Problem, dO *tensor.Tensor) errs
 
 	var r errs
 	var ok [5]bool
-	r.O, ok[0] = relL2(vals(t, s.O), vals(t, rs.O))
-	r.L, ok[1] = relL2(vals(t, s.L), vals(t, rs.L))
+	r.O, ok[0] = relL2(attntest.Values(t, s.O), attntest.Values(t, rs.O))
+	r.L, ok[1] = relL2(attntest.Values(t, s.L), attntest.Values(t, rs.L))
 	// dQ and dK vanish analytically when every row sees at most one key (M = 1, a
 	// zero-width window, a single causal query): dS = P ∘ (dP − D) is then exactly 0 and a
 	// relative error is meaningless. Their denominator is therefore floored at 1 % of the
 	// size the gradient has when it does not vanish (gradMagnitude).
-	r.DQ, ok[2] = relL2Floor(vals(t, g.DQ), vals(t, rg.DQ), 1e-2*gradMagnitude(t, p, dO, p.K))
-	r.DK, ok[3] = relL2Floor(vals(t, g.DK), vals(t, rg.DK), 1e-2*gradMagnitude(t, p, dO, p.Q))
-	r.DV, ok[4] = relL2(vals(t, g.DV), vals(t, rg.DV))
+	r.DQ, ok[2] = relL2Floor(attntest.Values(t, g.DQ), attntest.Values(t, rg.DQ), 1e-2*gradMagnitude(t, p, dO, p.K))
+	r.DK, ok[3] = relL2Floor(attntest.Values(t, g.DK), attntest.Values(t, rg.DK), 1e-2*gradMagnitude(t, p, dO, p.Q))
+	r.DV, ok[4] = relL2(attntest.Values(t, g.DV), attntest.Values(t, rg.DV))
 	assert.Equal(t, [5]bool{true, true, true, true, true}, ok, "no NaN, and infinities (−Inf in L) exactly where the reference has them")
 	assert.Equal(t, before, snapshot(p.Q, p.K, p.V, dO), "inputs unchanged")
 	assert.Equal(t, savedBefore, snapshot(s.O, s.L), "saved state unchanged by Backward")
@@ -248,7 +249,7 @@ func compare(t *testing.T, e *Executor, p *spec.Problem, dO *tensor.Tensor) errs
 func gradMagnitude(t *testing.T, p *spec.Problem, dO, other *tensor.Tensor) float64 {
 	rms := func(x *tensor.Tensor) float64 {
 		s := 0.0
-		v := vals(t, x)
+		v := attntest.Values(t, x)
 		for _, e := range v {
 			s += e * e
 		}
@@ -336,12 +337,12 @@ func TestDefaultBlocksMatchReference(t *testing.T) {
 	}
 	// One problem of several default blocks in both directions.
 	p := &spec.Problem{
-		Q: randTensor(t, rng, tensor.Float32, 1, 1, 2, 230, 64),
-		K: randTensor(t, rng, tensor.Float32, 1, 1, 1, 250, 64),
-		V: randTensor(t, rng, tensor.Float32, 1, 1, 1, 250, 64),
+		Q: attntest.Tensor(t, rng, tensor.Float32, 1, 2, 230, 64),
+		K: attntest.Tensor(t, rng, tensor.Float32, 1, 1, 250, 64),
+		V: attntest.Tensor(t, rng, tensor.Float32, 1, 1, 250, 64),
 	}
 	p.Causal = spec.CausalBottomRight
-	r := compare(t, e, p, randTensor(t, rng, tensor.Float32, 1, 1, 2, 230, 64))
+	r := compare(t, e, p, attntest.Tensor(t, rng, tensor.Float32, 1, 2, 230, 64))
 	assertWithin(t, r, tolOut32, tolGrad32, describe(p))
 }
 
@@ -379,7 +380,7 @@ func TestPortableIsGo(t *testing.T) {
 // with ErrUnsupported, naming the sets it does run.
 func TestUnavailableKernelSetDeclines(t *testing.T) {
 	e := New(Params{Kernels: "sse9"})
-	p := &spec.Problem{Q: randTensor(t, rand.New(rand.NewPCG(1, 2)), tensor.Float32, 1, 1, 1, 4, 8)}
+	p := &spec.Problem{Q: attntest.Tensor(t, rand.New(rand.NewPCG(1, 2)), tensor.Float32, 1, 1, 4, 8)}
 	p.K, p.V = p.Q, p.Q
 	err := e.Supports(p)
 	require.ErrorIs(t, err, spec.ErrUnsupported)
@@ -423,12 +424,12 @@ func TestBitwiseAcrossWorkers(t *testing.T) {
 		p, dO := randomCase(t, rng, tensor.Float32, []int{16, 59, 64, 128}[i%4], cov)
 		if i == 0 { // and one large enough for many tasks per worker
 			p = &spec.Problem{
-				Q:       randTensor(t, rng, tensor.Float32, 1, 2, 4, 200, 64),
-				K:       randTensor(t, rng, tensor.Float32, 1, 2, 2, 170, 64),
-				V:       randTensor(t, rng, tensor.Float32, 1, 2, 2, 170, 64),
+				Q:       attntest.Tensor(t, rng, tensor.Float32, 2, 4, 200, 64),
+				K:       attntest.Tensor(t, rng, tensor.Float32, 2, 2, 170, 64),
+				V:       attntest.Tensor(t, rng, tensor.Float32, 2, 2, 170, 64),
 				Options: spec.Options{Causal: spec.CausalTopLeft, Dropout: spec.Dropout{P: 0.2, Seed: 9}},
 			}
-			dO = randTensor(t, rng, tensor.Float32, 1, 2, 4, 200, 64)
+			dO = attntest.Tensor(t, rng, tensor.Float32, 2, 4, 200, 64)
 		}
 		t.Run(describe(p), func(t *testing.T) {
 			var want [][]byte
@@ -511,12 +512,12 @@ func TestChunkedBackward(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := &spec.Problem{
-				Q:       randTensor(t, rng, tensor.Float32, 1, c.B, c.H, n, c.D),
-				K:       randTensor(t, rng, tensor.Float32, 1, c.B, c.Hkv, m, c.D),
-				V:       randTensor(t, rng, tensor.Float32, 1, c.B, c.Hkv, m, c.D),
+				Q:       attntest.Tensor(t, rng, tensor.Float32, c.B, c.H, n, c.D),
+				K:       attntest.Tensor(t, rng, tensor.Float32, c.B, c.Hkv, m, c.D),
+				V:       attntest.Tensor(t, rng, tensor.Float32, c.B, c.Hkv, m, c.D),
 				Options: c.opts,
 			}
-			dO := randTensor(t, rng, tensor.Float32, 1, c.B, c.H, n, c.D)
+			dO := attntest.Tensor(t, rng, tensor.Float32, c.B, c.H, n, c.D)
 			var got [2][][]byte
 			for k, st := range []backwardStrategy{strategyTwoPass, strategyFused} {
 				e := New(Params{BlockQ: 48, BlockK: 48})
@@ -572,18 +573,18 @@ func TestRowsWithoutVisibleKeys(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := &spec.Problem{
-				Q:       randTensor(t, rng, tensor.Float32, 1, B, H, N, D),
-				K:       randTensor(t, rng, tensor.Float32, 1, B, H, M, D),
-				V:       randTensor(t, rng, tensor.Float32, 1, B, H, M, D),
+				Q:       attntest.Tensor(t, rng, tensor.Float32, B, H, N, D),
+				K:       attntest.Tensor(t, rng, tensor.Float32, B, H, M, D),
+				V:       attntest.Tensor(t, rng, tensor.Float32, B, H, M, D),
 				Options: c.opts,
 			}
-			dO := randTensor(t, rng, tensor.Float32, 1, B, H, N, D)
+			dO := attntest.Tensor(t, rng, tensor.Float32, B, H, N, D)
 			e := New(Params{BlockQ: 48, BlockK: 48})
 			s, err := e.Forward(context.Background(), p, nil)
 			require.NoError(t, err)
 			g, err := e.Backward(context.Background(), p, s, dO, nil)
 			require.NoError(t, err)
-			o, l, dq := vals(t, s.O), vals(t, s.L), vals(t, g.DQ)
+			o, l, dq := attntest.Values(t, s.O), attntest.Values(t, s.L), attntest.Values(t, g.DQ)
 			count := 0
 			for b := 0; b < B; b++ {
 				for h := 0; h < H; h++ {

@@ -2,7 +2,6 @@ package cpuflash
 
 import (
 	"math"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,21 +10,20 @@ import (
 	"github.com/orchard-ml/orchard/go/tensor"
 )
 
-// randTensor returns a tensor of dtype dt with N(0, σ²) values; the values are rounded to
-// dt, so converting the tensor to float64 gives exactly what an executor reads.
-func randTensor(t testing.TB, rng *rand.Rand, dt tensor.DType, sigma float64, shape ...int) *tensor.Tensor {
+// scaledTensor returns x times sigma, rounded to x's dtype (x itself for sigma = 1).
+func scaledTensor(t testing.TB, x *tensor.Tensor, sigma float64) *tensor.Tensor {
 	t.Helper()
-	n := 1
-	for _, s := range shape {
-		n *= s
+	if sigma == 1 {
+		return x
 	}
-	v := make([]float64, n)
-	for i := range v {
-		v[i] = rng.NormFloat64() * sigma
-	}
-	x, err := tensor.FromFloat64s(dt, v, shape...)
+	v, err := x.ToFloat64s()
 	require.NoError(t, err)
-	return x
+	for i := range v {
+		v[i] *= sigma
+	}
+	y, err := tensor.FromFloat64s(x.DType(), v, x.Shape()...)
+	require.NoError(t, err)
+	return y
 }
 
 func to64(t testing.TB, x *tensor.Tensor) *tensor.Tensor {
@@ -33,30 +31,6 @@ func to64(t testing.TB, x *tensor.Tensor) *tensor.Tensor {
 	y, err := x.Convert(tensor.Float64)
 	require.NoError(t, err)
 	return y
-}
-
-// vals returns the elements of x as float64 (row-major).
-func vals(t testing.TB, x *tensor.Tensor) []float64 {
-	t.Helper()
-	if x.IsContiguous() {
-		switch x.DType() {
-		case tensor.Float32:
-			f, err := x.Float32s()
-			require.NoError(t, err)
-			v := make([]float64, len(f))
-			for i, e := range f {
-				v[i] = float64(e)
-			}
-			return v
-		case tensor.Float64:
-			f, err := x.Float64s()
-			require.NoError(t, err)
-			return append([]float64(nil), f...)
-		}
-	}
-	v, err := x.ToFloat64s()
-	require.NoError(t, err)
-	return v
 }
 
 // relL2 returns ‖got − want‖ / ‖want‖ over the finite entries of want, and whether every

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/tensor"
 )
@@ -36,12 +37,12 @@ func TestIntoWritesInPlace(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 1))
 	const B, H, Hkv, N, M, D = 2, 4, 2, 130, 110, 64
 	p := &spec.Problem{
-		Q:       randTensor(t, rng, tensor.Float32, 1, B, H, N, D),
-		K:       randTensor(t, rng, tensor.Float32, 1, B, Hkv, M, D),
-		V:       randTensor(t, rng, tensor.Float32, 1, B, Hkv, M, D),
+		Q:       attntest.Tensor(t, rng, tensor.Float32, B, H, N, D),
+		K:       attntest.Tensor(t, rng, tensor.Float32, B, Hkv, M, D),
+		V:       attntest.Tensor(t, rng, tensor.Float32, B, Hkv, M, D),
 		Options: spec.Options{SeqLensQ: []int{N, 90}, SeqLensK: []int{M, 70}, Causal: spec.CausalBottomRight},
 	}
-	dO := randTensor(t, rng, tensor.Float32, 1, B, H, N, D)
+	dO := attntest.Tensor(t, rng, tensor.Float32, B, H, N, D)
 	e := New(Params{})
 	ctx := context.Background()
 	s, err := e.Forward(ctx, p, nil)
@@ -56,8 +57,8 @@ func TestIntoWritesInPlace(t *testing.T) {
 		assert.Same(t, into.O, got.O)
 		assert.Same(t, into.L, got.L)
 		assert.Equal(t, snapshot(s.O), snapshot(got.O), "O written in place")
-		want := vals(t, s.L)
-		for i, v := range vals(t, got.L) {
+		want := attntest.Values(t, s.L)
+		for i, v := range attntest.Values(t, got.L) {
 			w := want[i]
 			if lt == tensor.Float32 {
 				w = float64(float32(w))
@@ -85,11 +86,11 @@ func TestIntoAllocatesLittle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(22, 1))
 	const H, N, D = 8, 1024, 64
 	p := &spec.Problem{
-		Q: randTensor(t, rng, tensor.Float32, 1, 1, H, N, D),
-		K: randTensor(t, rng, tensor.Float32, 1, 1, H, N, D),
-		V: randTensor(t, rng, tensor.Float32, 1, 1, H, N, D),
+		Q: attntest.Tensor(t, rng, tensor.Float32, 1, H, N, D),
+		K: attntest.Tensor(t, rng, tensor.Float32, 1, H, N, D),
+		V: attntest.Tensor(t, rng, tensor.Float32, 1, H, N, D),
 	}
-	dO := randTensor(t, rng, tensor.Float32, 1, 1, H, N, D)
+	dO := attntest.Tensor(t, rng, tensor.Float32, 1, H, N, D)
 	s := &spec.Saved{O: garbage(t, tensor.Float32, 1, H, N, D), L: garbage(t, tensor.Float64, 1, H, N)}
 	g := &spec.Grads{DQ: garbage(t, tensor.Float32, 1, H, N, D), DK: garbage(t, tensor.Float32, 1, H, N, D), DV: garbage(t, tensor.Float32, 1, H, N, D)}
 	e := New(Params{})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/fallback/oracletest"
 	"github.com/orchard-ml/orchard/go/tensor"
 )
@@ -39,18 +40,18 @@ func TestOracle(t *testing.T) {
 				require.NoError(t, err)
 				g, err := e.Backward(context.Background(), p, s, dO, nil)
 				require.NoError(t, err)
-				l := vals(t, s.L)
+				l := attntest.Values(t, s.L)
 				for i, want := range c.L {
 					if math.IsInf(want, -1) || math.IsInf(l[i], -1) {
 						require.Equal(t, want, l[i], "L[%d]: −Inf exactly where the oracle has it", i)
 					}
 				}
 				var r errs
-				r.O = oracletest.RelL2(vals(t, s.O), c.O)
+				r.O = oracletest.RelL2(attntest.Values(t, s.O), c.O)
 				r.L = oracletest.RelL2(l, c.L)
-				r.DQ, _ = relL2Floor(vals(t, g.DQ), c.DQ, 1e-2*gradMagnitude(t, p, dO, p.K))
-				r.DK, _ = relL2Floor(vals(t, g.DK), c.DK, 1e-2*gradMagnitude(t, p, dO, p.Q))
-				r.DV = oracletest.RelL2(vals(t, g.DV), c.DV)
+				r.DQ, _ = relL2Floor(attntest.Values(t, g.DQ), c.DQ, 1e-2*gradMagnitude(t, p, dO, p.K))
+				r.DK, _ = relL2Floor(attntest.Values(t, g.DK), c.DK, 1e-2*gradMagnitude(t, p, dO, p.Q))
+				r.DV = oracletest.RelL2(attntest.Values(t, g.DV), c.DV)
 				assertWithin(t, r, dc.out, dc.grad, c.About)
 				worst[dc.dt] = worst[dc.dt].max(r)
 			})

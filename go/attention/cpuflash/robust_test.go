@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
 	"github.com/orchard-ml/orchard/go/tensor"
@@ -19,11 +20,11 @@ import (
 func small(t *testing.T, seed uint64, n, m, d int) (*spec.Problem, *tensor.Tensor) {
 	rng := rand.New(rand.NewPCG(seed, 77))
 	p := &spec.Problem{
-		Q: randTensor(t, rng, tensor.Float32, 1, 1, 1, n, d),
-		K: randTensor(t, rng, tensor.Float32, 1, 1, 1, m, d),
-		V: randTensor(t, rng, tensor.Float32, 1, 1, 1, m, d),
+		Q: attntest.Tensor(t, rng, tensor.Float32, 1, 1, n, d),
+		K: attntest.Tensor(t, rng, tensor.Float32, 1, 1, m, d),
+		V: attntest.Tensor(t, rng, tensor.Float32, 1, 1, m, d),
 	}
-	return p, randTensor(t, rng, tensor.Float32, 1, 1, 1, n, d)
+	return p, attntest.Tensor(t, rng, tensor.Float32, 1, 1, n, d)
 }
 
 // TestHugeFiniteBiases (W1, D5): finite biases beyond MaxFloat32/log2(e) stay finite: a
@@ -88,11 +89,11 @@ func TestLargeRowOffsetBackward(t *testing.T) {
 		g1, err := e.Backward(ctx, &pb, s1, dO, nil)
 		require.NoError(t, err)
 		for name, pair := range map[string][2]*tensor.Tensor{"O": {s1.O, s0.O}, "dQ": {g1.DQ, g0.DQ}, "dK": {g1.DK, g0.DK}, "dV": {g1.DV, g0.DV}} {
-			rel, ok := relL2(vals(t, pair[0]), vals(t, pair[1]))
+			rel, ok := relL2(attntest.Values(t, pair[0]), attntest.Values(t, pair[1]))
 			assert.True(t, ok, "%s finite", name)
 			assert.Less(t, rel, 1e-5, "offset %g: %s against the unbiased problem (relative L2)", off, name)
 		}
-		l0, l1 := vals(t, s0.L), vals(t, s1.L)
+		l0, l1 := attntest.Values(t, s0.L), attntest.Values(t, s1.L)
 		assert.InDelta(t, l0[0]+float64(off), l1[0], 1e-6*math.Abs(float64(off)), "L of row 0 carries the offset")
 	}
 }
@@ -118,12 +119,12 @@ func TestFloat32Gradients(t *testing.T) {
 	for _, dt := range []tensor.DType{tensor.Float16, tensor.BFloat16} {
 		rng := rand.New(rand.NewPCG(4, uint64(dt)))
 		p := &spec.Problem{
-			Q:       randTensor(t, rng, dt, 1, 1, 2, 70, 32),
-			K:       randTensor(t, rng, dt, 1, 1, 2, 50, 32),
-			V:       randTensor(t, rng, dt, 1, 1, 2, 50, 32),
+			Q:       attntest.Tensor(t, rng, dt, 1, 2, 70, 32),
+			K:       attntest.Tensor(t, rng, dt, 1, 2, 50, 32),
+			V:       attntest.Tensor(t, rng, dt, 1, 2, 50, 32),
 			Options: spec.Options{GradDType: tensor.Float32, Causal: spec.CausalBottomRight},
 		}
-		dO := randTensor(t, rng, dt, 1, 1, 2, 70, 32)
+		dO := attntest.Tensor(t, rng, dt, 1, 2, 70, 32)
 		e := New(Params{})
 		require.NoError(t, e.Supports(p))
 		s, err := e.Forward(context.Background(), p, nil)
@@ -140,7 +141,7 @@ func TestFloat32Gradients(t *testing.T) {
 			assert.Equal(t, tensor.Float32, pair[0].DType(), name)
 			// O is rounded to dt before the backward reads it (D = rowsum(dO ∘ O)), which
 			// bounds the agreement by the dtype's rounding, not float32's.
-			rel, ok := relL2(vals(t, pair[0]), vals(t, pair[1]))
+			rel, ok := relL2(attntest.Values(t, pair[0]), attntest.Values(t, pair[1]))
 			assert.True(t, ok, name)
 			assert.Less(t, rel, 2e-2, "%v %s", dt, name)
 		}
@@ -209,11 +210,11 @@ func (c *countdownCtx) Err() error {
 func TestCancellation(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	p := &spec.Problem{
-		Q: randTensor(t, rng, tensor.Float32, 1, 1, 4, 500, 64),
-		K: randTensor(t, rng, tensor.Float32, 1, 1, 4, 500, 64),
-		V: randTensor(t, rng, tensor.Float32, 1, 1, 4, 500, 64),
+		Q: attntest.Tensor(t, rng, tensor.Float32, 1, 4, 500, 64),
+		K: attntest.Tensor(t, rng, tensor.Float32, 1, 4, 500, 64),
+		V: attntest.Tensor(t, rng, tensor.Float32, 1, 4, 500, 64),
 	}
-	dO := randTensor(t, rng, tensor.Float32, 1, 1, 4, 500, 64)
+	dO := attntest.Tensor(t, rng, tensor.Float32, 1, 4, 500, 64)
 	e := New(Params{BlockQ: 48, BlockK: 48})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -262,5 +263,16 @@ func TestMemoryBudget(t *testing.T) {
 	if spec.Validate(huge) == nil {
 		_, err = e.Forward(context.Background(), huge, nil)
 		require.ErrorAs(t, err, &me)
+	}
+}
+
+// TestNumerics runs the contract's numeric guarantees from the shared attntest package
+// (logits up to ±1e4 finite and matching the reference, NaN/Inf confined to its batch and
+// head, fully masked rows exact zeros) on every kernel set this CPU runs.
+func TestNumerics(t *testing.T) {
+	for _, name := range KernelSets() {
+		t.Run(name, func(t *testing.T) {
+			attntest.Numerics{Executor: New(Params{Kernels: name}), DType: tensor.Float32, Tol: 2e-4}.Run(t)
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/orchard-ml/orchard/go/attention"
 	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/cpuflash"
+	"github.com/orchard-ml/orchard/go/attention/layer"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
 	"github.com/orchard-ml/orchard/go/tensor"
@@ -41,4 +42,12 @@ func TestNumericsReference(t *testing.T) {
 // float32.
 func TestNumericsEngine(t *testing.T) {
 	attntest.Numerics{Executor: engine(t, true), DType: tensor.Float32, Tol: 2e-4}.Run(t)
+}
+
+// D10 follows from D2: a layer whose weights would need 2^64 bytes is refused when it is
+// built, instead of wrapping to 0-byte storage that the optimizer then overruns.
+func TestHugeLayerRefused(t *testing.T) {
+	m, err := layer.New(layer.Params{Dim: 1 << 31, Heads: 1 << 31}, engine(t, false))
+	require.Error(t, err)
+	require.Nil(t, m)
 }

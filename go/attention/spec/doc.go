@@ -43,7 +43,8 @@
 // the bias) never overflow: outputs are finite and match the reference. NaN or ±Inf in the
 // inputs of one batch and head stays there: the outputs and gradients of every other batch,
 // and of every head that reads neither the polluted query head nor the polluted key/value
-// head, are bit for bit those of the call without it. A fully masked row gives exact zeros
+// head, are bit for bit those of the call without it (a backward may instead refuse the
+// non-finite L such rows get, with an *ArgError naming Saved.L). A fully masked row gives exact zeros
 // in O and in its dQ row, L = −Inf. Package attntest holds these as tests every executor's
 // suite runs.
 //

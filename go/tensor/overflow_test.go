@@ -36,6 +36,14 @@ func TestNewRefusesByteSizeOverflow(t *testing.T) {
 	require.NoError(t, err)
 	_, err = wide.Convert(tensor.Float64)
 	assertKind(t, err, tensor.ErrShape, "New")
+
+	// A broadcast view of 2^62 float32 elements is 2^64 bytes when contiguous: Bytes
+	// saturates instead of wrapping to 0.
+	b, err := tensor.FromStorage(tensor.NewHostStorage(4), tensor.Float32, []int{1 << 62}, []int{0}, 0)
+	require.NoError(t, err)
+	assert.Equal(t, math.MaxInt, b.Bytes())
+	_, err = b.Clone()
+	assertKind(t, err, tensor.ErrShape, "New")
 }
 
 // D3: a view whose span computation wraps is refused instead of reaching elements

@@ -165,8 +165,16 @@ func (t *Tensor) Len() int {
 	return n
 }
 
-// Bytes returns the number of bytes the elements take when contiguous.
-func (t *Tensor) Bytes() int { return t.Len() * t.dtype.Size() }
+// Bytes returns the number of bytes the elements take when contiguous. A view with more
+// elements than its storage (stride 0) can exceed what an int holds: Bytes then returns
+// math.MaxInt rather than a wrapped number.
+func (t *Tensor) Bytes() int {
+	b, ok := mulInt(t.Len(), t.dtype.Size())
+	if !ok {
+		return math.MaxInt
+	}
+	return b
+}
 
 // span returns the half-open range of storage elements the view can touch.
 func (t *Tensor) span() (lo, hi int) {

@@ -157,6 +157,8 @@ func FuzzExecutorsAgainstReference(f *testing.F) {
 			return
 		}
 		want := run(t, "reference", ref, p, dO)
+		// Relative L2 bounds; gradients also pass within attntest.GradErrors' floor where
+		// near-one-hot rows make them cancel.
 		tol := map[tensor.DType]float64{tensor.Float32: 2e-4, tensor.Float16: 4e-3, tensor.BFloat16: 3e-2}[p.Q.DType()]
 		for _, e := range execs {
 			if x, ok := e.x.(spec.Executor); ok && x.Supports(p) != nil {
@@ -240,26 +242,21 @@ func check(t *testing.T, name string, p *spec.Problem, dO *tensor.Tensor, want, 
 	if !moderate {
 		return
 	}
-	if e := attntest.RelL2(want.o, got.o); e > tol {
-		t.Fatalf("%s: O differs from the reference: relative L2 %.3g > %.3g", name, e, tol)
+	// Relative L2, except where the reference's O is itself below float32's range (a row
+	// whose only kept key has P ≈ 1e-43 gives O ≈ 1e-42 in float64 and 0 in float32).
+	diff := make([]float64, len(got.o))
+	for i := range diff {
+		diff[i] = got.o[i] - want.o[i]
+	}
+	if nd, nw := norm(diff), norm(want.o); nd > max(tol*nw, 1e-30*vmax*math.Sqrt(float64(len(diff)))) {
+		t.Fatalf("%s: O differs from the reference: ‖got − want‖ %.3g, ‖want‖ %.3g (relative %.3g > %.3g); %v dims %+v options %+v window %+v", name, nd, nw, nd/nw, tol, p.Q.DType(), p.Dims(), p.Options, p.Window)
 	}
 	if got.dq == nil || want.dq == nil {
 		return
 	}
-	ndO := norm(attntest.Values(t, dO))
-	s := p.ScaleValue()
-	mq, mk, mv := maxRowNorm(t, p.Q, d.D), maxRowNorm(t, p.K, d.D), maxRowNorm(t, p.V, d.D)
-	for _, g := range []struct {
-		name      string
-		want, got []float64
-		terms     float64
-	}{{"dQ", want.dq, got.dq, s * ndO * mv * mk}, {"dK", want.dk, got.dk, s * ndO * mv * mq}, {"dV", want.dv, got.dv, ndO}} {
-		diff := make([]float64, len(g.got))
-		for i := range diff {
-			diff[i] = g.got[i] - g.want[i]
-		}
-		if e := norm(diff) / max(norm(g.want), g.terms); e > tol {
-			t.Fatalf("%s: %s differs from the reference: %.3g > %.3g (L2 relative to max(‖want‖, %.3g))", name, g.name, e, tol, g.terms)
+	for _, g := range attntest.GradErrors(p, dO, [3][]float64{want.dq, want.dk, want.dv}, [3][]float64{got.dq, got.dk, got.dv}) {
+		if !g.OK(tol) {
+			t.Fatalf("%s: %v, tol %g; %v dims %+v options %+v", name, g, tol, p.Q.DType(), p.Dims(), p.Options)
 		}
 	}
 }
@@ -270,13 +267,4 @@ func norm(v []float64) float64 {
 		s += x * x
 	}
 	return math.Sqrt(s)
-}
-
-func maxRowNorm(t *testing.T, x *tensor.Tensor, d int) float64 {
-	v := attntest.Values(t, x)
-	m := 0.0
-	for i := 0; i+d <= len(v); i += d {
-		m = max(m, norm(v[i:i+d]))
-	}
-	return m
 }

@@ -101,6 +101,7 @@ constant bool attn_fc_lens_q [[function_constant(6)]];        // ATTN_FC_LENS_Q
 constant bool attn_fc_lens_k [[function_constant(7)]];        // ATTN_FC_LENS_K
 constant bool attn_fc_aligned [[function_constant(8)]];       // ATTN_FC_ALIGNED
 constant bool attn_fc_vec4 [[function_constant(9)]];          // ATTN_FC_VEC4
+constant bool attn_fc_split_dkdv [[function_constant(10)]];   // ATTN_FC_SPLIT_DKDV
 
 namespace attn {
 
@@ -127,6 +128,11 @@ ATTN_FUNC bool fc_aligned() {
 // head and row strides that are multiples of 4 elements, so 4-element vector loads of a
 // full block are aligned.
 ATTN_FUNC bool fc_vec4() { return is_function_constant_defined(attn_fc_vec4) ? attn_fc_vec4 : false; }
+// Split dK/dV by output also at D <= 128 (where both accumulators fit), to double the
+// threadgroups of a grid that would under-fill the GPU (few keys, MQA/GQA, small batch).
+ATTN_FUNC bool fc_split_dkdv() {
+  return is_function_constant_defined(attn_fc_split_dkdv) ? attn_fc_split_dkdv : false;
+}
 
 constant constexpr float kLog2e = 1.4426950408889634f;
 constant constexpr float kLn2 = 0.6931471805599453f;
@@ -784,7 +790,10 @@ template <typename T, int BQ, int BK, int D>
 // two parts along z, part 0 computes dV (S^T and P only) and part 1 dK (S^T, dP^T, dS^T),
 // each keeping one (8 x D) accumulator. The split recomputes S^T once more (5 of the
 // 4 GEMMs' worth instead of 4) and doubles the threadgroups; mslplan sets the grid and
-// counts the registers. dK and dV are written as T, or as float when p.grad_f32.
+// counts the registers. With attn_fc_split_dkdv the same split runs at D <= 128, where
+// mslplan finds the grid too small for the GPU (S11: MQA/GQA walk the group's heads
+// serially, so few key blocks mean few threadgroups). dK and dV are written as T, or as
+// float when p.grad_f32.
 template <typename T, int BQ, int BK, int D>
 [[kernel, max_total_threads_per_threadgroup(BK / 8 * 32)]] void attention_bwd_dkdv(
     device const T* q [[buffer(0)]], device const T* k [[buffer(1)]],
@@ -801,7 +810,7 @@ template <typename T, int BQ, int BK, int D>
   constexpr int kDF = D / 8;
   constexpr int kQF = BQ / 8;  // fragments across a query block
   constexpr bool kCache = D <= 64;
-  constexpr bool kSplit = D > 128;  // one output per threadgroup: tgid.z 0 = dV, 1 = dK
+  constexpr bool kSplit = D > 128;  // always split: one output per threadgroup
 
   threadgroup T q_tile[BQ * kLD];  // (BQ, D)
   threadgroup T g_tile[BQ * kLD];  // (BQ, D) dO
@@ -809,7 +818,13 @@ template <typename T, int BQ, int BK, int D>
   threadgroup float d_tile[BQ];    // (BQ) Delta
 
   const uint b = tgid.y / p.kv_heads, hk = tgid.y % p.kv_heads;
-  const bool want_v = !kSplit || tgid.z == 0, want_k = !kSplit || tgid.z != 0;
+  // Split by output: tgid.z 0 computes dV, 1 computes dK, each in acc.
+  const bool split = kSplit || attn::fc_split_dkdv();
+  // A grid of two parts run without the constant (a host that sets no constants): part 0
+  // computes both outputs, part 1 has nothing to do. Uniform per threadgroup, before any
+  // barrier.
+  if (!split && tgid.z != 0) return;
+  const bool want_v = !split || tgid.z == 0, want_k = !split || tgid.z != 0;
   const int n = attn::rows_q(p, lens_q, b), m = attn::rows_k(p, lens_k, b);
   const int dh = int(p.d);
   const attn::Lane ln = attn::lane_coord(lane);
@@ -967,7 +982,7 @@ template <typename T, int BQ, int BK, int D>
           for (int ii = 0; ii < kQF; ii++) {
             const int at = (ii * 8 + ln.row) * kLD + dd * 8 + ln.col;
             simdgroup_float8x8 qq = attn::frag_of(float(q_tile[at]), float(q_tile[at + 1]));
-            if (kSplit) {
+            if (split) {
               simdgroup_multiply_accumulate(acc[dd], pf[ii], qq, acc[dd]);
             } else {
               simdgroup_multiply_accumulate(acck[kSplit ? 0 : dd], pf[ii], qq, acck[kSplit ? 0 : dd]);
@@ -985,7 +1000,7 @@ template <typename T, int BQ, int BK, int D>
   ATTN_UNROLL
   for (int dd = 0; dd < kDF; dd++) {
     const int col = dd * 8 + ln.col;
-    if (!kSplit) {
+    if (!split) {
       attn::grad_store(acck[kSplit ? 0 : dd], p.scale, dk, gf32, dk_off, p.dk_stride[2], key, col,
                        int(p.m), dh);
       attn::grad_store(acc[dd], 1.0f, dv, gf32, dv_off, p.dv_stride[2], key, col, int(p.m), dh);

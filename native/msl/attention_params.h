@@ -46,7 +46,8 @@
 #define ATTN_FC_LENS_K 7         // has_lens_k
 #define ATTN_FC_ALIGNED 8        // no edge blocks: N, M multiples of every tile, d == D, no lengths
 #define ATTN_FC_VEC4 9           // Q, K, V, dO 16-byte aligned with strides multiple of 4 elements
-#define ATTN_FC_COUNT 10
+#define ATTN_FC_SPLIT_DKDV 10    // dK/dV split by output (grid z = 2) also at D <= 128
+#define ATTN_FC_COUNT 11
 
 // causal
 #define ATTN_CAUSAL_NONE 0

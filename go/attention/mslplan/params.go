@@ -141,8 +141,9 @@ const (
 	FCLensK        = 7
 	FCAligned      = 8
 	FCVec4         = 9
+	FCSplitDKDV    = 10
 	// NumConstants is one more than the largest index.
-	NumConstants = 10
+	NumConstants = 11
 )
 
 // Constant is one function constant of a plan: set it at Index (the name is the MSL
@@ -158,15 +159,15 @@ var constantNames = [NumConstants]string{
 	FCCausal: "attn_fc_causal", FCWindow: "attn_fc_window", FCMaskBool: "attn_fc_mask_bool",
 	FCMaskAdditive: "attn_fc_mask_additive", FCSoftcap: "attn_fc_softcap", FCDropout: "attn_fc_dropout",
 	FCLensQ: "attn_fc_lens_q", FCLensK: "attn_fc_lens_k", FCAligned: "attn_fc_aligned",
-	FCVec4: "attn_fc_vec4",
+	FCVec4: "attn_fc_vec4", FCSplitDKDV: "attn_fc_split_dkdv",
 }
 
 // constants returns the function constants of a plan with parameters pr and tiles t, in
 // index order: each feature true exactly when the problem uses it; FCAligned when no
 // kernel of the plan meets an edge block (N and M multiples of every tile's rows and
 // keys, the real head dim equal to the instantiated one, no per-batch lengths); FCVec4
-// as vec4 says (see vec4Aligned).
-func constants(pr Params, t Tiles, vec4 bool) []Constant {
+// as vec4 says (see vec4Aligned); FCSplitDKDV when the dK/dV dispatch has two parts.
+func constants(pr Params, t Tiles, vec4, split bool) []Constant {
 	n, m := int(pr.N), int(pr.M)
 	aligned := pr.HasLensQ == 0 && pr.HasLensK == 0 && int(pr.D) == t.Forward.D
 	for _, tl := range []Tile{t.Forward, t.DQ, t.DKDV} {
@@ -183,6 +184,7 @@ func constants(pr Params, t Tiles, vec4 bool) []Constant {
 		FCLensK:        pr.HasLensK != 0,
 		FCAligned:      aligned,
 		FCVec4:         vec4,
+		FCSplitDKDV:    split,
 	}
 	out := make([]Constant, NumConstants)
 	for i := range out {

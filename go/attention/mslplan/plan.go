@@ -174,7 +174,8 @@ func New(r Request) (*Plan, error) {
 	// copies is contiguous: its strides are multiples of 4 when D is.
 	vec4 := vec4Aligned(p.Q, size) && vec4Aligned(p.K, size) && vec4Aligned(p.V, size) &&
 		(r.DO == nil && d.D%4 == 0 || r.DO != nil && vec4Aligned(r.DO, size))
-	pl.Constants = constants(*pr, tiles, vec4)
+	parts := dkdvParts(tiles.DKDV, d)
+	pl.Constants = constants(*pr, tiles, vec4, parts == 2)
 	qc := strides3(tensor.ContiguousStrides(qShape))
 	kc := strides3(tensor.ContiguousStrides(kShape))
 	pr.OStride, pr.DOStride, pr.DQStride = qc, qc, qc
@@ -238,7 +239,7 @@ func New(r Request) (*Plan, error) {
 	}
 	pl.DKDV = Dispatch{
 		Kernel: DKDV, Name: KernelName(DKDV, kt, dt), Tile: kt,
-		Groups:            [3]int{ceilDiv(d.M, kt.BK), d.B * d.Hkv, DKDVParts(kt)},
+		Groups:            [3]int{ceilDiv(d.M, kt.BK), d.B * d.Hkv, parts},
 		Threads:           [3]int{kt.BK / 8 * 32, 1, 1},
 		ThreadgroupMemory: ThreadgroupMemory(DKDV, kt, size),
 		Buffers: []Binding{bq, bk, bv, bmask, blq, blk, bLin, bdO, bDeltaIn,

@@ -68,7 +68,7 @@ func TestPlanGeometry(t *testing.T) {
 
 	kv := pl.DKDV
 	assert.Equal(t, "attention_bwd_dkdv_bq32_bk32_d64_f16", kv.Name)
-	assert.Equal(t, [3]int{2, 4, 1}, kv.Groups, "ceil(47/32) key blocks × B·Hkv")
+	assert.Equal(t, [3]int{2, 4, 2}, kv.Groups, "ceil(47/32) key blocks × B·Hkv, split by output: 8 < MinGroupsDKDV threadgroups")
 	assert.Equal(t, [3]int{128, 1, 1}, kv.Threads)
 	assert.Equal(t, 2*32*(64+8)*2+2*32*4, kv.ThreadgroupMemory)
 
@@ -264,7 +264,7 @@ func TestPlanTilesOverride(t *testing.T) {
 	assert.Equal(t, [3]int{2, 2, 1}, pl.Forward.Groups)
 	assert.Equal(t, [3]int{64, 1, 1}, pl.Forward.Threads)
 	assert.Equal(t, "attention_bwd_dkdv_bq8_bk16_d32_f32", pl.DKDV.Name)
-	assert.Equal(t, [3]int{2, 1, 1}, pl.DKDV.Groups)
+	assert.Equal(t, [3]int{2, 1, 2}, pl.DKDV.Groups, "under-filled: split by output")
 	assert.Equal(t, [3]int{64, 1, 1}, pl.DKDV.Threads)
 
 	for _, bad := range []Tiles{
@@ -320,7 +320,7 @@ func TestPlanConstants(t *testing.T) {
 		"attn_fc_causal": false, "attn_fc_window": false, "attn_fc_mask_bool": false,
 		"attn_fc_mask_additive": false, "attn_fc_softcap": false, "attn_fc_dropout": false,
 		"attn_fc_lens_q": false, "attn_fc_lens_k": false, "attn_fc_aligned": true,
-		"attn_fc_vec4": true,
+		"attn_fc_vec4": true, "attn_fc_split_dkdv": true, // 6 key blocks: under-filled
 	}
 	assert.Equal(t, want, constantValues(pl.Constants))
 
@@ -342,7 +342,8 @@ func TestPlanConstants(t *testing.T) {
 		"attn_fc_causal": true, "attn_fc_window": true, "attn_fc_mask_bool": false,
 		"attn_fc_mask_additive": true, "attn_fc_softcap": true, "attn_fc_dropout": true,
 		"attn_fc_lens_q": true, "attn_fc_lens_k": true, "attn_fc_aligned": false,
-		"attn_fc_vec4": false, // D = 59: rows are not 4-element aligned
+		"attn_fc_vec4":       false, // D = 59: rows are not 4-element aligned
+		"attn_fc_split_dkdv": true,
 	}
 	assert.Equal(t, want, constantValues(pl.Constants))
 
@@ -399,12 +400,33 @@ func TestPlanGradDType(t *testing.T) {
 	assert.Equal(t, LibraryFor(tensor.Float16), pl.Library)
 }
 
-// TestPlanSplitsDKDV: above D = 128 the dK/dV grid has two parts along z.
+// TestPlanSplitsDKDV: above D = 128 the dK/dV grid always has two parts along z; below,
+// only when it has fewer than MinGroupsDKDV threadgroups; the constant says which.
 func TestPlanSplitsDKDV(t *testing.T) {
-	for _, tt := range []struct{ d, parts int }{{64, 1}, {128, 1}, {129, 2}, {192, 2}, {256, 2}} {
-		pl, err := New(Request{Problem: problem(t, tensor.Float16, 1, 1, 1, 20, 20, tt.d), Family: Apple7})
+	for _, tt := range []struct{ b, hkv, m, d, parts int }{
+		{1, 1, 20, 64, 2},    // 1 key block: under-filled
+		{4, 8, 64, 64, 1},    // 2 key blocks × 32 = 64 threadgroups
+		{4, 8, 33, 128, 1},   // 33 keys at BK = 32: 2 blocks × 32 = 64 threadgroups
+		{1, 1, 2048, 128, 1}, // 64 key blocks
+		{1, 1, 2016, 128, 2}, // 63 key blocks
+		{1, 2, 640, 192, 2},  // always split above 128
+		{1, 1, 20, 256, 2},
+	} {
+		p := problem(t, tensor.Float16, tt.b, tt.hkv, tt.hkv, 8, tt.m, tt.d)
+		pl, err := New(Request{Problem: p, Family: Apple7})
 		require.NoError(t, err)
-		assert.Equal(t, tt.parts, pl.DKDV.Groups[2], "D = %d", tt.d)
+		groups := pl.DKDV.Groups[0] * pl.DKDV.Groups[1]
+		want := tt.parts
+		if tt.d <= SplitDKDVAbove {
+			want = 1
+			if groups < MinGroupsDKDV {
+				want = 2
+			}
+		}
+		assert.Equal(t, want, tt.parts, "the table's expectation for %+v (%d groups)", tt, groups)
+		assert.Equal(t, tt.parts, pl.DKDV.Groups[2], "%+v", tt)
+		assert.Equal(t, tt.parts == 2, constantValues(pl.Constants)["attn_fc_split_dkdv"], "%+v", tt)
 		assert.Equal(t, 1, pl.DQ.Groups[2])
+		assert.Equal(t, 1, pl.Forward.Groups[2])
 	}
 }

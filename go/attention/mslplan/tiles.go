@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/tensor"
 )
 
@@ -255,10 +256,31 @@ func ThreadgroupMemory(k Kernel, t Tile, size int) int {
 // computing S^T = K Q^T in both parts (5 GEMMs' worth of work instead of 4).
 const SplitDKDVAbove = 128
 
-// DKDVParts returns the threadgroups along grid z of the dK/dV kernel with tile t: 2 when
-// it is split by output, else 1.
+// DKDVParts returns the threadgroups along grid z that the dK/dV kernel with tile t
+// always has: 2 when it must be split by output (D > SplitDKDVAbove), else 1. A plan may
+// split it at smaller D too (see MinGroupsDKDV).
 func DKDVParts(t Tile) int {
 	if t.D > SplitDKDVAbove {
+		return 2
+	}
+	return 1
+}
+
+// MinGroupsDKDV is the number of dK/dV threadgroups (key blocks × B·Hkv) below which a
+// plan splits the kernel by output at any D, doubling its threadgroups for one more
+// S^T = K Q^T per key block (function constant attn_fc_split_dkdv). Under GQA and MQA
+// the kernel walks the group's query heads serially, so a short key sequence with few
+// key/value heads leaves most of the GPU idle: B = 1, Hkv = 1, M = 1024 on apple9 is 64
+// threadgroups of 64 threads. 64 is reasoned, not timed: Apple GPUs have 8–40 cores per
+// die (M1–M4 families) and each core holds several of these threadgroups, so below 64
+// even a small GPU has cores with at most one or two. Splitting the group's heads across
+// threadgroups would scale further but needs a partial-sum buffer and a reduction pass
+// (no atomics, for reproducible gradients); not done.
+const MinGroupsDKDV = 64
+
+// dkdvParts is the plan's grid z for the dK/dV kernel with tile t on a problem of dims d.
+func dkdvParts(t Tile, d spec.Dims) int {
+	if DKDVParts(t) == 2 || ceilDiv(d.M, t.BK)*d.B*d.Hkv < MinGroupsDKDV {
 		return 2
 	}
 	return 1

@@ -20,6 +20,17 @@
 // schedules visit the same tiles and sum each element in the same order with the same
 // operations, so results are bitwise identical for any number of workers.
 //
+// On tiles the diagonal crosses (causal, windows, lengths) the products compute only the
+// band of visible (query, key) pairs. A bias is applied relative to each row's largest
+// finite bias, so biases up to ±MaxFloat32 stay finite and exact; the backward recomputes
+// L relative to that offset when |L| is too large for float64 to carry it.
+//
+// Calls check their context between tiles and return an error wrapping ctx.Err(); they
+// compute their working memory first and refuse what exceeds spec.CheckMemory's budget;
+// destinations passed as into are written in place; scratch comes from a cache the
+// executor keeps between calls (Params.ScratchCache), so a training loop with destinations
+// allocates almost nothing per step.
+//
 // Memory is O(N): per-worker tiles sized by the blocks (96 queries × 96 keys for D ≤ 128),
 // two float32 values per query row in the backward and, on the fused schedule, one dQ
 // buffer per worker (N × D per query head of a kv group, at most 64 MiB); never an N×M
@@ -47,8 +58,9 @@
 // their kv head's K and V, which are never replicated per query head), causal top-left and bottom-right, windows,
 // bool and additive masks with broadcasting, softcap, dropout (package philox's stream,
 // the same elements as every other executor), variable lengths, and float32, float16 and
-// bfloat16 inputs (converted to float32 tile by tile; outputs in the input dtype, L in
-// float32). Masks, softcap and dropout take a slower per-element path for the logits; the
+// bfloat16 inputs (converted to float32 tile by tile; outputs in the input dtype, or
+// float32 gradients with Options.GradDType; L in float64, or float32 into a float32
+// destination). Masks, softcap and dropout take a slower per-element path for the logits; the
 // products stay in the kernels. Float64 problems are declined: they are the reference's.
 //
 // Not here: device memory, the engine's fallback logic, autograd.

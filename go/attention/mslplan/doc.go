@@ -39,7 +39,9 @@
 // problem uses it — and two layout facts: aligned (no kernel of the plan meets an edge
 // block, so staging and the interior test drop their bounds checks) and vec4 (every
 // staged tensor is 16-byte aligned with strides in multiples of 4 elements, so full
-// blocks are staged with vector loads). The Metal executor creates each pipeline with
+// blocks are staged with vector loads); and split_dkdv, set when the dK/dV dispatch has
+// two parts along z (always above D = 128; below, when its grid has fewer than
+// MinGroupsDKDV threadgroups). The Metal executor creates each pipeline with
 // these values and caches it per (name, constants); the emulator sets them per launch. A
 // host that sets none gets correct general kernels.
 //

@@ -13,16 +13,84 @@ __attribute__((weak)) void mslemu_k_attention_bwd_delta_f16(const mslemu_thread*
 __attribute__((weak)) int mslemu_p_attention_bwd_delta_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_delta_f32(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_delta_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq16_bk16_d192_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq16_bk16_d192_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq16_bk32_d128_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq16_bk32_d128_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq16_bk32_d192_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq16_bk32_d192_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq16_bk32_d192_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq16_bk32_d192_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq16_bk32_d256_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq16_bk32_d256_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq16_bk32_d256_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq16_bk32_d256_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq16_bk32_d96_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq16_bk32_d96_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq24_bk16_d128_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq24_bk16_d128_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq24_bk16_d256_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq24_bk16_d256_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq24_bk16_d256_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq24_bk16_d256_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq24_bk32_d80_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq24_bk32_d80_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d128_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_f16(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d128_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d192_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d192_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d192_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d192_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d32_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d32_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d32_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d32_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d32_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d32_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d64_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d64_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f32(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d64_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d80_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d80_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d80_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d80_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d80_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d80_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d96_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d96_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d96_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d96_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk16_d96_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk16_d96_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d128_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d128_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d128_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d128_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d32_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d32_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f32(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d32_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_bf16(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f16(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d80_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d80_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d80_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d80_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d96_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d96_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq32_bk32_d96_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq32_bk32_d96_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk16_d128_f32(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk16_d128_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk16_d192_f32(const mslemu_thread* t, void* const* b);
@@ -41,10 +109,50 @@ __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk16_d80_f16(const ms
 __attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk16_d80_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk16_d96_bf16(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk16_d96_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk32_d192_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk32_d192_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dkdv_bq8_bk32_d256_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dkdv_bq8_bk32_d256_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk16_d192_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk16_d192_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk24_d128_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk24_d128_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk24_d256_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk24_d256_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk24_d256_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk24_d256_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d128_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d128_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d128_f16(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d128_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d192_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d192_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d192_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d192_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d32_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d32_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d32_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d32_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d32_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d32_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d64_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d64_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d64_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d64_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d64_f32(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d64_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d80_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d80_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d80_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d80_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d80_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d80_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d96_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d96_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d96_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d96_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk32_d96_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk32_d96_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk8_d128_f32(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk8_d128_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk8_d192_f32(const mslemu_thread* t, void* const* b);
@@ -63,16 +171,88 @@ __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk8_d80_f16(const msle
 __attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk8_d80_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq16_bk8_d96_bf16(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dq_bq16_bk8_d96_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk16_d128_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk16_d128_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk16_d192_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk16_d192_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk16_d192_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk16_d192_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk16_d256_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk16_d256_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk16_d256_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk16_d256_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk16_d96_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk16_d96_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk24_d80_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk24_d80_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d128_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d128_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d128_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d128_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d32_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d32_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d32_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d32_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d32_f32(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d32_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d64_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d64_f16(mslemu_prep* p);
-__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk32_d128_f16(const mslemu_thread* t, void* const* b);
-__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk32_d128_f16(mslemu_prep* p);
-__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk32_d64_f32(const mslemu_thread* t, void* const* b);
-__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk32_d64_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d64_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d80_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d80_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d80_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d80_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d96_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d96_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk32_d96_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk32_d96_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk8_d192_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk8_d192_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_bwd_dq_bq32_bk8_d256_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_bwd_dq_bq32_bk8_d256_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk16_d192_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk16_d192_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk24_d128_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk24_d128_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk24_d256_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk24_d256_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk24_d256_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk24_d256_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk32_d192_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk32_d192_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk32_d192_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk32_d192_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk32_d80_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk32_d80_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk32_d96_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk32_d96_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk48_d128_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk48_d128_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk48_d128_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk48_d128_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk48_d64_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk48_d64_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk64_d32_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk64_d32_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk64_d32_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk64_d32_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk64_d32_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk64_d32_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk64_d64_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk64_d64_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk64_d64_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk64_d64_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk64_d80_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk64_d80_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk64_d80_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk64_d80_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk64_d96_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk64_d96_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk64_d96_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk64_d96_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk8_d128_f32(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk8_d128_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk8_d192_f32(const mslemu_thread* t, void* const* b);
@@ -91,12 +271,50 @@ __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk8_d80_f16(const mslemu_
 __attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk8_d80_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq16_bk8_d96_bf16(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_fwd_bq16_bk8_d96_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk16_d128_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk16_d128_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk16_d192_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk16_d192_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk16_d192_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk16_d192_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk16_d256_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk16_d256_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk16_d256_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk16_d256_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk16_d96_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk16_d96_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk24_d80_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk24_d80_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk32_d128_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk32_d128_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk32_d128_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk32_d128_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk32_d64_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk32_d64_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk40_d96_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk40_d96_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk40_d96_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk40_d96_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk48_d80_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk48_d80_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk48_d80_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk48_d80_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk64_d32_bf16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk64_d32_bf16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk64_d32_f16(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk64_d32_f16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk64_d32_f32(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk64_d32_f32(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk64_d64_bf16(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk64_d64_bf16(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk64_d64_f16(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk64_d64_f16(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk8_d192_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk8_d192_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_attention_fwd_bq32_bk8_d256_f32(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_attention_fwd_bq32_bk8_d256_f32(mslemu_prep* p);
+__attribute__((weak)) void mslemu_k_lane_layout_probe(const mslemu_thread* t, void* const* b);
+__attribute__((weak)) int mslemu_p_lane_layout_probe(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_barrier_loop(const mslemu_thread* t, void* const* b);
 __attribute__((weak)) int mslemu_p_test_barrier_loop(mslemu_prep* p);
 __attribute__((weak)) void mslemu_k_test_broken_barrier_in_branch(const mslemu_thread* t, void* const* b);
@@ -219,11 +437,45 @@ const mslemu_kernel mslemu_kernels[] = {
     {"attention_bwd_delta_bf16", mslemu_k_attention_bwd_delta_bf16, mslemu_p_attention_bwd_delta_bf16, "native/msl/attention.metal", 0x2340ull, 0x200ull},
     {"attention_bwd_delta_f16", mslemu_k_attention_bwd_delta_f16, mslemu_p_attention_bwd_delta_f16, "native/msl/attention.metal", 0x2340ull, 0x200ull},
     {"attention_bwd_delta_f32", mslemu_k_attention_bwd_delta_f32, mslemu_p_attention_bwd_delta_f32, "native/msl/attention.metal", 0x2340ull, 0x200ull},
+    {"attention_bwd_dkdv_bq16_bk16_d192_f32", mslemu_k_attention_bwd_dkdv_bq16_bk16_d192_f32, mslemu_p_attention_bwd_dkdv_bq16_bk16_d192_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq16_bk32_d128_f32", mslemu_k_attention_bwd_dkdv_bq16_bk32_d128_f32, mslemu_p_attention_bwd_dkdv_bq16_bk32_d128_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq16_bk32_d192_bf16", mslemu_k_attention_bwd_dkdv_bq16_bk32_d192_bf16, mslemu_p_attention_bwd_dkdv_bq16_bk32_d192_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq16_bk32_d192_f16", mslemu_k_attention_bwd_dkdv_bq16_bk32_d192_f16, mslemu_p_attention_bwd_dkdv_bq16_bk32_d192_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq16_bk32_d256_bf16", mslemu_k_attention_bwd_dkdv_bq16_bk32_d256_bf16, mslemu_p_attention_bwd_dkdv_bq16_bk32_d256_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq16_bk32_d256_f16", mslemu_k_attention_bwd_dkdv_bq16_bk32_d256_f16, mslemu_p_attention_bwd_dkdv_bq16_bk32_d256_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq16_bk32_d96_f32", mslemu_k_attention_bwd_dkdv_bq16_bk32_d96_f32, mslemu_p_attention_bwd_dkdv_bq16_bk32_d96_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq24_bk16_d128_f32", mslemu_k_attention_bwd_dkdv_bq24_bk16_d128_f32, mslemu_p_attention_bwd_dkdv_bq24_bk16_d128_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq24_bk16_d256_bf16", mslemu_k_attention_bwd_dkdv_bq24_bk16_d256_bf16, mslemu_p_attention_bwd_dkdv_bq24_bk16_d256_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq24_bk16_d256_f16", mslemu_k_attention_bwd_dkdv_bq24_bk16_d256_f16, mslemu_p_attention_bwd_dkdv_bq24_bk16_d256_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq24_bk32_d80_f32", mslemu_k_attention_bwd_dkdv_bq24_bk32_d80_f32, mslemu_p_attention_bwd_dkdv_bq24_bk32_d80_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d128_bf16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_bf16, mslemu_p_attention_bwd_dkdv_bq32_bk16_d128_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
     {"attention_bwd_dkdv_bq32_bk16_d128_f16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_f16, mslemu_p_attention_bwd_dkdv_bq32_bk16_d128_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d192_bf16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d192_bf16, mslemu_p_attention_bwd_dkdv_bq32_bk16_d192_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d192_f16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d192_f16, mslemu_p_attention_bwd_dkdv_bq32_bk16_d192_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d32_bf16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d32_bf16, mslemu_p_attention_bwd_dkdv_bq32_bk16_d32_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d32_f16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d32_f16, mslemu_p_attention_bwd_dkdv_bq32_bk16_d32_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d32_f32", mslemu_k_attention_bwd_dkdv_bq32_bk16_d32_f32, mslemu_p_attention_bwd_dkdv_bq32_bk16_d32_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d64_bf16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_bf16, mslemu_p_attention_bwd_dkdv_bq32_bk16_d64_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d64_f16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f16, mslemu_p_attention_bwd_dkdv_bq32_bk16_d64_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
     {"attention_bwd_dkdv_bq32_bk16_d64_f32", mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f32, mslemu_p_attention_bwd_dkdv_bq32_bk16_d64_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d80_bf16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d80_bf16, mslemu_p_attention_bwd_dkdv_bq32_bk16_d80_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d80_f16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d80_f16, mslemu_p_attention_bwd_dkdv_bq32_bk16_d80_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d80_f32", mslemu_k_attention_bwd_dkdv_bq32_bk16_d80_f32, mslemu_p_attention_bwd_dkdv_bq32_bk16_d80_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d96_bf16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d96_bf16, mslemu_p_attention_bwd_dkdv_bq32_bk16_d96_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d96_f16", mslemu_k_attention_bwd_dkdv_bq32_bk16_d96_f16, mslemu_p_attention_bwd_dkdv_bq32_bk16_d96_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk16_d96_f32", mslemu_k_attention_bwd_dkdv_bq32_bk16_d96_f32, mslemu_p_attention_bwd_dkdv_bq32_bk16_d96_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk32_d128_bf16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d128_bf16, mslemu_p_attention_bwd_dkdv_bq32_bk32_d128_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk32_d128_f16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d128_f16, mslemu_p_attention_bwd_dkdv_bq32_bk32_d128_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk32_d32_bf16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_bf16, mslemu_p_attention_bwd_dkdv_bq32_bk32_d32_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk32_d32_f16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f16, mslemu_p_attention_bwd_dkdv_bq32_bk32_d32_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
     {"attention_bwd_dkdv_bq32_bk32_d32_f32", mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f32, mslemu_p_attention_bwd_dkdv_bq32_bk32_d32_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
     {"attention_bwd_dkdv_bq32_bk32_d64_bf16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_bf16, mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
     {"attention_bwd_dkdv_bq32_bk32_d64_f16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f16, mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk32_d64_f32", mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f32, mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk32_d80_bf16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d80_bf16, mslemu_p_attention_bwd_dkdv_bq32_bk32_d80_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk32_d80_f16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d80_f16, mslemu_p_attention_bwd_dkdv_bq32_bk32_d80_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk32_d96_bf16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d96_bf16, mslemu_p_attention_bwd_dkdv_bq32_bk32_d96_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq32_bk32_d96_f16", mslemu_k_attention_bwd_dkdv_bq32_bk32_d96_f16, mslemu_p_attention_bwd_dkdv_bq32_bk32_d96_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
     {"attention_bwd_dkdv_bq8_bk16_d128_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d128_f32, mslemu_p_attention_bwd_dkdv_bq8_bk16_d128_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
     {"attention_bwd_dkdv_bq8_bk16_d192_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d192_f32, mslemu_p_attention_bwd_dkdv_bq8_bk16_d192_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
     {"attention_bwd_dkdv_bq8_bk16_d256_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d256_f32, mslemu_p_attention_bwd_dkdv_bq8_bk16_d256_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
@@ -233,8 +485,28 @@ const mslemu_kernel mslemu_kernels[] = {
     {"attention_bwd_dkdv_bq8_bk16_d64_f32", mslemu_k_attention_bwd_dkdv_bq8_bk16_d64_f32, mslemu_p_attention_bwd_dkdv_bq8_bk16_d64_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
     {"attention_bwd_dkdv_bq8_bk16_d80_f16", mslemu_k_attention_bwd_dkdv_bq8_bk16_d80_f16, mslemu_p_attention_bwd_dkdv_bq8_bk16_d80_f16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
     {"attention_bwd_dkdv_bq8_bk16_d96_bf16", mslemu_k_attention_bwd_dkdv_bq8_bk16_d96_bf16, mslemu_p_attention_bwd_dkdv_bq8_bk16_d96_bf16, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq8_bk32_d192_f32", mslemu_k_attention_bwd_dkdv_bq8_bk32_d192_f32, mslemu_p_attention_bwd_dkdv_bq8_bk32_d192_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dkdv_bq8_bk32_d256_f32", mslemu_k_attention_bwd_dkdv_bq8_bk32_d256_f32, mslemu_p_attention_bwd_dkdv_bq8_bk32_d256_f32, "native/msl/attention.metal", 0x3bbfull, 0x1800ull},
+    {"attention_bwd_dq_bq16_bk16_d192_f32", mslemu_k_attention_bwd_dq_bq16_bk16_d192_f32, mslemu_p_attention_bwd_dq_bq16_bk16_d192_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk24_d128_f32", mslemu_k_attention_bwd_dq_bq16_bk24_d128_f32, mslemu_p_attention_bwd_dq_bq16_bk24_d128_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk24_d256_bf16", mslemu_k_attention_bwd_dq_bq16_bk24_d256_bf16, mslemu_p_attention_bwd_dq_bq16_bk24_d256_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk24_d256_f16", mslemu_k_attention_bwd_dq_bq16_bk24_d256_f16, mslemu_p_attention_bwd_dq_bq16_bk24_d256_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d128_bf16", mslemu_k_attention_bwd_dq_bq16_bk32_d128_bf16, mslemu_p_attention_bwd_dq_bq16_bk32_d128_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
     {"attention_bwd_dq_bq16_bk32_d128_f16", mslemu_k_attention_bwd_dq_bq16_bk32_d128_f16, mslemu_p_attention_bwd_dq_bq16_bk32_d128_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d192_bf16", mslemu_k_attention_bwd_dq_bq16_bk32_d192_bf16, mslemu_p_attention_bwd_dq_bq16_bk32_d192_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d192_f16", mslemu_k_attention_bwd_dq_bq16_bk32_d192_f16, mslemu_p_attention_bwd_dq_bq16_bk32_d192_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d32_bf16", mslemu_k_attention_bwd_dq_bq16_bk32_d32_bf16, mslemu_p_attention_bwd_dq_bq16_bk32_d32_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d32_f16", mslemu_k_attention_bwd_dq_bq16_bk32_d32_f16, mslemu_p_attention_bwd_dq_bq16_bk32_d32_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d32_f32", mslemu_k_attention_bwd_dq_bq16_bk32_d32_f32, mslemu_p_attention_bwd_dq_bq16_bk32_d32_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d64_bf16", mslemu_k_attention_bwd_dq_bq16_bk32_d64_bf16, mslemu_p_attention_bwd_dq_bq16_bk32_d64_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d64_f16", mslemu_k_attention_bwd_dq_bq16_bk32_d64_f16, mslemu_p_attention_bwd_dq_bq16_bk32_d64_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
     {"attention_bwd_dq_bq16_bk32_d64_f32", mslemu_k_attention_bwd_dq_bq16_bk32_d64_f32, mslemu_p_attention_bwd_dq_bq16_bk32_d64_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d80_bf16", mslemu_k_attention_bwd_dq_bq16_bk32_d80_bf16, mslemu_p_attention_bwd_dq_bq16_bk32_d80_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d80_f16", mslemu_k_attention_bwd_dq_bq16_bk32_d80_f16, mslemu_p_attention_bwd_dq_bq16_bk32_d80_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d80_f32", mslemu_k_attention_bwd_dq_bq16_bk32_d80_f32, mslemu_p_attention_bwd_dq_bq16_bk32_d80_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d96_bf16", mslemu_k_attention_bwd_dq_bq16_bk32_d96_bf16, mslemu_p_attention_bwd_dq_bq16_bk32_d96_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d96_f16", mslemu_k_attention_bwd_dq_bq16_bk32_d96_f16, mslemu_p_attention_bwd_dq_bq16_bk32_d96_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq16_bk32_d96_f32", mslemu_k_attention_bwd_dq_bq16_bk32_d96_f32, mslemu_p_attention_bwd_dq_bq16_bk32_d96_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
     {"attention_bwd_dq_bq16_bk8_d128_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d128_f32, mslemu_p_attention_bwd_dq_bq16_bk8_d128_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
     {"attention_bwd_dq_bq16_bk8_d192_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d192_f32, mslemu_p_attention_bwd_dq_bq16_bk8_d192_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
     {"attention_bwd_dq_bq16_bk8_d256_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d256_f32, mslemu_p_attention_bwd_dq_bq16_bk8_d256_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
@@ -244,11 +516,47 @@ const mslemu_kernel mslemu_kernels[] = {
     {"attention_bwd_dq_bq16_bk8_d64_f32", mslemu_k_attention_bwd_dq_bq16_bk8_d64_f32, mslemu_p_attention_bwd_dq_bq16_bk8_d64_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
     {"attention_bwd_dq_bq16_bk8_d80_f16", mslemu_k_attention_bwd_dq_bq16_bk8_d80_f16, mslemu_p_attention_bwd_dq_bq16_bk8_d80_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
     {"attention_bwd_dq_bq16_bk8_d96_bf16", mslemu_k_attention_bwd_dq_bq16_bk8_d96_bf16, mslemu_p_attention_bwd_dq_bq16_bk8_d96_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk16_d128_f32", mslemu_k_attention_bwd_dq_bq32_bk16_d128_f32, mslemu_p_attention_bwd_dq_bq32_bk16_d128_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk16_d192_bf16", mslemu_k_attention_bwd_dq_bq32_bk16_d192_bf16, mslemu_p_attention_bwd_dq_bq32_bk16_d192_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk16_d192_f16", mslemu_k_attention_bwd_dq_bq32_bk16_d192_f16, mslemu_p_attention_bwd_dq_bq32_bk16_d192_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk16_d256_bf16", mslemu_k_attention_bwd_dq_bq32_bk16_d256_bf16, mslemu_p_attention_bwd_dq_bq32_bk16_d256_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk16_d256_f16", mslemu_k_attention_bwd_dq_bq32_bk16_d256_f16, mslemu_p_attention_bwd_dq_bq32_bk16_d256_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk16_d96_f32", mslemu_k_attention_bwd_dq_bq32_bk16_d96_f32, mslemu_p_attention_bwd_dq_bq32_bk16_d96_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk24_d80_f32", mslemu_k_attention_bwd_dq_bq32_bk24_d80_f32, mslemu_p_attention_bwd_dq_bq32_bk24_d80_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk32_d128_bf16", mslemu_k_attention_bwd_dq_bq32_bk32_d128_bf16, mslemu_p_attention_bwd_dq_bq32_bk32_d128_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk32_d128_f16", mslemu_k_attention_bwd_dq_bq32_bk32_d128_f16, mslemu_p_attention_bwd_dq_bq32_bk32_d128_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk32_d32_bf16", mslemu_k_attention_bwd_dq_bq32_bk32_d32_bf16, mslemu_p_attention_bwd_dq_bq32_bk32_d32_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk32_d32_f16", mslemu_k_attention_bwd_dq_bq32_bk32_d32_f16, mslemu_p_attention_bwd_dq_bq32_bk32_d32_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
     {"attention_bwd_dq_bq32_bk32_d32_f32", mslemu_k_attention_bwd_dq_bq32_bk32_d32_f32, mslemu_p_attention_bwd_dq_bq32_bk32_d32_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
     {"attention_bwd_dq_bq32_bk32_d64_bf16", mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16, mslemu_p_attention_bwd_dq_bq32_bk32_d64_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
     {"attention_bwd_dq_bq32_bk32_d64_f16", mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16, mslemu_p_attention_bwd_dq_bq32_bk32_d64_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
-    {"attention_fwd_bq16_bk32_d128_f16", mslemu_k_attention_fwd_bq16_bk32_d128_f16, mslemu_p_attention_fwd_bq16_bk32_d128_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
-    {"attention_fwd_bq16_bk32_d64_f32", mslemu_k_attention_fwd_bq16_bk32_d64_f32, mslemu_p_attention_fwd_bq16_bk32_d64_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_bwd_dq_bq32_bk32_d64_f32", mslemu_k_attention_bwd_dq_bq32_bk32_d64_f32, mslemu_p_attention_bwd_dq_bq32_bk32_d64_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk32_d80_bf16", mslemu_k_attention_bwd_dq_bq32_bk32_d80_bf16, mslemu_p_attention_bwd_dq_bq32_bk32_d80_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk32_d80_f16", mslemu_k_attention_bwd_dq_bq32_bk32_d80_f16, mslemu_p_attention_bwd_dq_bq32_bk32_d80_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk32_d96_bf16", mslemu_k_attention_bwd_dq_bq32_bk32_d96_bf16, mslemu_p_attention_bwd_dq_bq32_bk32_d96_bf16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk32_d96_f16", mslemu_k_attention_bwd_dq_bq32_bk32_d96_f16, mslemu_p_attention_bwd_dq_bq32_bk32_d96_f16, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk8_d192_f32", mslemu_k_attention_bwd_dq_bq32_bk8_d192_f32, mslemu_p_attention_bwd_dq_bq32_bk8_d192_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_bwd_dq_bq32_bk8_d256_f32", mslemu_k_attention_bwd_dq_bq32_bk8_d256_f32, mslemu_p_attention_bwd_dq_bq32_bk8_d256_f32, "native/msl/attention.metal", 0x27bfull, 0x400ull},
+    {"attention_fwd_bq16_bk16_d192_f32", mslemu_k_attention_fwd_bq16_bk16_d192_f32, mslemu_p_attention_fwd_bq16_bk16_d192_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk24_d128_f32", mslemu_k_attention_fwd_bq16_bk24_d128_f32, mslemu_p_attention_fwd_bq16_bk24_d128_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk24_d256_bf16", mslemu_k_attention_fwd_bq16_bk24_d256_bf16, mslemu_p_attention_fwd_bq16_bk24_d256_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk24_d256_f16", mslemu_k_attention_fwd_bq16_bk24_d256_f16, mslemu_p_attention_fwd_bq16_bk24_d256_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk32_d192_bf16", mslemu_k_attention_fwd_bq16_bk32_d192_bf16, mslemu_p_attention_fwd_bq16_bk32_d192_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk32_d192_f16", mslemu_k_attention_fwd_bq16_bk32_d192_f16, mslemu_p_attention_fwd_bq16_bk32_d192_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk32_d80_f32", mslemu_k_attention_fwd_bq16_bk32_d80_f32, mslemu_p_attention_fwd_bq16_bk32_d80_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk32_d96_f32", mslemu_k_attention_fwd_bq16_bk32_d96_f32, mslemu_p_attention_fwd_bq16_bk32_d96_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk48_d128_bf16", mslemu_k_attention_fwd_bq16_bk48_d128_bf16, mslemu_p_attention_fwd_bq16_bk48_d128_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk48_d128_f16", mslemu_k_attention_fwd_bq16_bk48_d128_f16, mslemu_p_attention_fwd_bq16_bk48_d128_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk48_d64_f32", mslemu_k_attention_fwd_bq16_bk48_d64_f32, mslemu_p_attention_fwd_bq16_bk48_d64_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk64_d32_bf16", mslemu_k_attention_fwd_bq16_bk64_d32_bf16, mslemu_p_attention_fwd_bq16_bk64_d32_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk64_d32_f16", mslemu_k_attention_fwd_bq16_bk64_d32_f16, mslemu_p_attention_fwd_bq16_bk64_d32_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk64_d32_f32", mslemu_k_attention_fwd_bq16_bk64_d32_f32, mslemu_p_attention_fwd_bq16_bk64_d32_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk64_d64_bf16", mslemu_k_attention_fwd_bq16_bk64_d64_bf16, mslemu_p_attention_fwd_bq16_bk64_d64_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk64_d64_f16", mslemu_k_attention_fwd_bq16_bk64_d64_f16, mslemu_p_attention_fwd_bq16_bk64_d64_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk64_d80_bf16", mslemu_k_attention_fwd_bq16_bk64_d80_bf16, mslemu_p_attention_fwd_bq16_bk64_d80_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk64_d80_f16", mslemu_k_attention_fwd_bq16_bk64_d80_f16, mslemu_p_attention_fwd_bq16_bk64_d80_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk64_d96_bf16", mslemu_k_attention_fwd_bq16_bk64_d96_bf16, mslemu_p_attention_fwd_bq16_bk64_d96_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq16_bk64_d96_f16", mslemu_k_attention_fwd_bq16_bk64_d96_f16, mslemu_p_attention_fwd_bq16_bk64_d96_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
     {"attention_fwd_bq16_bk8_d128_f32", mslemu_k_attention_fwd_bq16_bk8_d128_f32, mslemu_p_attention_fwd_bq16_bk8_d128_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
     {"attention_fwd_bq16_bk8_d192_f32", mslemu_k_attention_fwd_bq16_bk8_d192_f32, mslemu_p_attention_fwd_bq16_bk8_d192_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
     {"attention_fwd_bq16_bk8_d256_f32", mslemu_k_attention_fwd_bq16_bk8_d256_f32, mslemu_p_attention_fwd_bq16_bk8_d256_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
@@ -258,9 +566,28 @@ const mslemu_kernel mslemu_kernels[] = {
     {"attention_fwd_bq16_bk8_d64_f32", mslemu_k_attention_fwd_bq16_bk8_d64_f32, mslemu_p_attention_fwd_bq16_bk8_d64_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
     {"attention_fwd_bq16_bk8_d80_f16", mslemu_k_attention_fwd_bq16_bk8_d80_f16, mslemu_p_attention_fwd_bq16_bk8_d80_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
     {"attention_fwd_bq16_bk8_d96_bf16", mslemu_k_attention_fwd_bq16_bk8_d96_bf16, mslemu_p_attention_fwd_bq16_bk8_d96_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk16_d128_f32", mslemu_k_attention_fwd_bq32_bk16_d128_f32, mslemu_p_attention_fwd_bq32_bk16_d128_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk16_d192_bf16", mslemu_k_attention_fwd_bq32_bk16_d192_bf16, mslemu_p_attention_fwd_bq32_bk16_d192_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk16_d192_f16", mslemu_k_attention_fwd_bq32_bk16_d192_f16, mslemu_p_attention_fwd_bq32_bk16_d192_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk16_d256_bf16", mslemu_k_attention_fwd_bq32_bk16_d256_bf16, mslemu_p_attention_fwd_bq32_bk16_d256_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk16_d256_f16", mslemu_k_attention_fwd_bq32_bk16_d256_f16, mslemu_p_attention_fwd_bq32_bk16_d256_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk16_d96_f32", mslemu_k_attention_fwd_bq32_bk16_d96_f32, mslemu_p_attention_fwd_bq32_bk16_d96_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk24_d80_f32", mslemu_k_attention_fwd_bq32_bk24_d80_f32, mslemu_p_attention_fwd_bq32_bk24_d80_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk32_d128_bf16", mslemu_k_attention_fwd_bq32_bk32_d128_bf16, mslemu_p_attention_fwd_bq32_bk32_d128_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk32_d128_f16", mslemu_k_attention_fwd_bq32_bk32_d128_f16, mslemu_p_attention_fwd_bq32_bk32_d128_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk32_d64_f32", mslemu_k_attention_fwd_bq32_bk32_d64_f32, mslemu_p_attention_fwd_bq32_bk32_d64_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk40_d96_bf16", mslemu_k_attention_fwd_bq32_bk40_d96_bf16, mslemu_p_attention_fwd_bq32_bk40_d96_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk40_d96_f16", mslemu_k_attention_fwd_bq32_bk40_d96_f16, mslemu_p_attention_fwd_bq32_bk40_d96_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk48_d80_bf16", mslemu_k_attention_fwd_bq32_bk48_d80_bf16, mslemu_p_attention_fwd_bq32_bk48_d80_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk48_d80_f16", mslemu_k_attention_fwd_bq32_bk48_d80_f16, mslemu_p_attention_fwd_bq32_bk48_d80_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk64_d32_bf16", mslemu_k_attention_fwd_bq32_bk64_d32_bf16, mslemu_p_attention_fwd_bq32_bk64_d32_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk64_d32_f16", mslemu_k_attention_fwd_bq32_bk64_d32_f16, mslemu_p_attention_fwd_bq32_bk64_d32_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
     {"attention_fwd_bq32_bk64_d32_f32", mslemu_k_attention_fwd_bq32_bk64_d32_f32, mslemu_p_attention_fwd_bq32_bk64_d32_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
     {"attention_fwd_bq32_bk64_d64_bf16", mslemu_k_attention_fwd_bq32_bk64_d64_bf16, mslemu_p_attention_fwd_bq32_bk64_d64_bf16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
     {"attention_fwd_bq32_bk64_d64_f16", mslemu_k_attention_fwd_bq32_bk64_d64_f16, mslemu_p_attention_fwd_bq32_bk64_d64_f16, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk8_d192_f32", mslemu_k_attention_fwd_bq32_bk8_d192_f32, mslemu_p_attention_fwd_bq32_bk8_d192_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"attention_fwd_bq32_bk8_d256_f32", mslemu_k_attention_fwd_bq32_bk8_d256_f32, mslemu_p_attention_fwd_bq32_bk8_d256_f32, "native/msl/attention.metal", 0x20ffull, 0xc0ull},
+    {"lane_layout_probe", mslemu_k_lane_layout_probe, mslemu_p_lane_layout_probe, "native/msl/lane_probe.metal", 0x1ull, 0x1ull},
     {"test_barrier_loop", mslemu_k_test_barrier_loop, mslemu_p_test_barrier_loop, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
     {"test_broken_barrier_in_branch", mslemu_k_test_broken_barrier_in_branch, mslemu_p_test_broken_barrier_in_branch, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
     {"test_broken_divergent_simd", mslemu_k_test_broken_divergent_simd, mslemu_p_test_broken_divergent_simd, "tools/mslemu/testkernels/broken.metal", 0x1ull, 0x1ull},
@@ -321,11 +648,12 @@ const mslemu_kernel mslemu_kernels[] = {
     {"test_vectors", mslemu_k_test_vectors, mslemu_p_test_vectors, "tools/mslemu/testkernels/simd.metal", 0x3ull, 0x2ull},
 };
 
-const int mslemu_nkernels = 103;
+const int mslemu_nkernels = 212;
 
 // The .metal files the adapters were generated from, one per line.
 const char mslemu_sources[] =
     "native/msl/attention.metal\n"
+    "native/msl/lane_probe.metal\n"
     "tools/mslemu/testkernels/broken.metal\n"
     "tools/mslemu/testkernels/features.metal\n"
     "tools/mslemu/testkernels/matmul.metal\n"

@@ -3,7 +3,9 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -201,4 +203,12 @@ func (b *metalBackend) timed() (spec.Executor, float64, string) {
 func (b *metalBackend) close() {
 	b.ex.Close()
 	b.dev.Close()
+}
+
+func bytesFloat32(b []byte) []float32 {
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
 }

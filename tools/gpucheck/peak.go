@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"strings"
 )
 
@@ -37,12 +35,4 @@ func peakFor(device string, cores int) (float64, string) {
 		}
 	}
 	return 0, fmt.Sprintf("unknown for %q (Apple publishes no FP32 TFLOPS for it), so %% of peak is omitted", device)
-}
-
-func bytesFloat32(b []byte) []float32 {
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out
 }

@@ -77,7 +77,8 @@ func clangCheck(t *testing.T, clang, unit string) []string {
 	dir, err := filepath.Abs(".")
 	require.NoError(t, err)
 	cmd := exec.Command(clang, "-std=c++14", "-fsyntax-only", "-ferror-limit=0", "-DMSLEMU_ADDRESS_SPACES",
-		"-Wno-unknown-attributes", "-Wno-c++17-extensions", "-I"+filepath.Join(dir, "shim"), "-I"+dir, unit)
+		"-Wno-unknown-attributes", "-Wno-c++17-extensions", "-I"+filepath.Join(dir, "shim"), "-I"+dir,
+		"-I"+filepath.Join(dir, "..", ".."), unit) // units include other packages' sources by repository path
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	var out bytes.Buffer

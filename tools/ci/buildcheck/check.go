@@ -52,6 +52,9 @@ func Check(root string) ([]Finding, error) {
 	if err := c.unlisted(); err != nil {
 		return nil, err
 	}
+	if err := c.repos(); err != nil {
+		return nil, err
+	}
 	sort.Slice(c.out, func(i, j int) bool {
 		if c.out[i].Pos != c.out[j].Pos {
 			return c.out[i].Pos < c.out[j].Pos

@@ -17,8 +17,16 @@ import (
 
 func goodTree() map[string]string {
 	return map[string]string{
-		"MODULE.bazel": `module(name = "fixture")` + "\n",
-		"BUILD.bazel":  "# gazelle:prefix example.com/fixture\n# gazelle:exclude skipped\n",
+		"MODULE.bazel": `module(name = "fixture")
+
+bazel_dep(name = "rules_go", version = "0.64.2")
+bazel_dep(name = "rules_cc", version = "0.2.14")
+bazel_dep(name = "gazelle", version = "0.53.0", repo_name = "bazel_gazelle")
+
+go_deps = use_extension("@bazel_gazelle//:extensions.bzl", "go_deps")
+use_repo(go_deps, "com_github_stretchr_testify", renamed = "org_golang_x_sys")
+`,
+		"BUILD.bazel": "# gazelle:prefix example.com/fixture\n# gazelle:exclude skipped\n",
 		"kernels/BUILD.bazel": `load("@rules_cc//cc:cc_library.bzl", "cc_library")
 
 cc_library(
@@ -214,4 +222,35 @@ func TestBrokenBuildFileIsAnError(t *testing.T) {
 	_, err := Check(writeTree(t, files))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "emu/BUILD.bazel")
+}
+
+func TestRepoNotVisible(t *testing.T) {
+	tree := goodTree()
+	tree["dep/BUILD.bazel"] = `load("@rules_go//go:def.bzl", "go_library")
+load("@bazel_gazelle//:def.bzl", "gazelle")
+
+go_library(
+    name = "dep",
+    srcs = ["dep.go"],
+    importpath = "example.com/fixture/dep",
+    deps = [
+        "@com_github_stretchr_testify//assert",
+        "@renamed//unix",
+        "@@//emu",
+        "@org_uber_go_goleak//:goleak",
+    ],
+)
+`
+	tree["dep/dep.go"] = "package dep\n"
+	fs := check(t, tree)
+	require.Len(t, fs, 1, "%v", fs)
+	assert.Equal(t, ruleRepo, fs[0].Rule)
+	assert.Contains(t, fs[0].Msg, "@org_uber_go_goleak")
+
+	tree["dep/BUILD.bazel"] = strings.Replace(tree["dep/BUILD.bazel"], "@bazel_gazelle//", "@gazelle//", 1)
+	tree["dep/BUILD.bazel"] = strings.Replace(tree["dep/BUILD.bazel"], `        "@org_uber_go_goleak//:goleak",
+`, "", 1)
+	fs = check(t, tree)
+	require.Len(t, fs, 1, "%v", fs)
+	assert.Contains(t, fs[0].Msg, "@gazelle//:def.bzl", "a bazel_dep with repo_name is visible only by that name")
 }

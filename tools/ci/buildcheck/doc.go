@@ -26,11 +26,17 @@
 //   - file-not-in-target: a Go, C, C++ or Objective-C file of a package that no rule of its
 //     BUILD file lists (for example a file whose build tag Gazelle was not told about), and
 //     that no `# gazelle:exclude` directive or `//go:build ignore` line sets aside.
+//   - repo-not-visible: a label in a BUILD file (a rule attribute, select branches
+//     included, or a load) whose repository MODULE.bazel does not make visible: not the
+//     module itself, not a bazel_dep (by its repo_name when it has one), not a use_repo
+//     import. Bazel stops there with "no repo visible"; a Go module added to go.mod needs
+//     its use_repo entry (named as Gazelle names it) before Gazelle's BUILD files can use it.
 //
 // What it does not model: preprocessor conditionals (every include in a file is checked,
-// whichever branch holds it), include_prefix/strip_include_prefix, generated files, and
-// external repositories (labels starting with @ are not followed). Angle-bracket includes
-// that resolve nowhere in the repository are taken to be system headers.
+// whichever branch holds it), include_prefix/strip_include_prefix, generated files, the
+// labels in select() keys, and the contents of external repositories (a label starting
+// with @ is checked for visibility only, not followed). Angle-bracket includes that
+// resolve nowhere in the repository are taken to be system headers.
 //
 // Usage: buildcheck [-root dir]; it prints one line per finding and exits 1 if there is any.
 package main

@@ -21,5 +21,5 @@ func main() {
 		fmt.Printf("buildcheck: %d finding(s)\n", len(findings))
 		os.Exit(1)
 	}
-	fmt.Println("buildcheck: every include is a declared input, no include path climbs out of its package, no flag conflicts with Apple's toolchain, every source is in a target")
+	fmt.Println("buildcheck: every include is a declared input, no include path climbs out of its package, no flag conflicts with Apple's toolchain, every source is in a target, every external repository a BUILD file names is visible from MODULE.bazel")
 }

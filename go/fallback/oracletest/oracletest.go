@@ -371,7 +371,7 @@ func (r *reader) open(name, dtype string, elemSize int, shape []int) *npy.Reader
 		return nil
 	}
 	if h.Fortran {
-		r.fail(name, errors.New("Fortran order; want C order"))
+		r.fail(name, errors.New("array stored in Fortran order; want C order"))
 		return nil
 	}
 	if !slices.Equal(h.Shape, shape) {

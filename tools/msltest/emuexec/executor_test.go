@@ -13,9 +13,9 @@ import (
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
 	"github.com/orchard-ml/orchard/go/tensor"
+	"github.com/orchard-ml/orchard/tools/mslemu"
 	"github.com/orchard-ml/orchard/tools/msltest/emuexec"
 	"github.com/orchard-ml/orchard/tools/msltest/refcheck"
-	"github.com/orchard-ml/orchard/tools/mslemu"
 )
 
 func randTensor(t *testing.T, rng *rand.Rand, dt tensor.DType, shape ...int) *tensor.Tensor {

@@ -13,6 +13,7 @@ import (
 	"github.com/orchard-ml/orchard/go/attention"
 	"github.com/orchard-ml/orchard/go/attention/layer"
 	"github.com/orchard-ml/orchard/go/attention/metal"
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
 	"github.com/orchard-ml/orchard/go/tensor"
@@ -74,15 +75,7 @@ func provideFake(f *fake) fx.Option {
 func problem(t *testing.T) *spec.Problem {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 1))
-	mk := func(shape ...int) *tensor.Tensor {
-		v := make([]float32, shape[0]*shape[1]*shape[2]*shape[3])
-		for i := range v {
-			v[i] = float32(rng.NormFloat64())
-		}
-		x, err := tensor.FromFloat32s(v, shape...)
-		require.NoError(t, err)
-		return x
-	}
+	mk := func(shape ...int) *tensor.Tensor { return attntest.Tensor(t, rng, tensor.Float32, shape...) }
 	return &spec.Problem{Q: mk(1, 2, 3, 4), K: mk(1, 2, 5, 4), V: mk(1, 2, 5, 4)}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchard-ml/orchard/go/allocator"
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/tensor"
 )
@@ -84,19 +86,8 @@ func (n needyFake) Needs() allocator.Needs { return *n.needs }
 
 func problem(t *testing.T) *spec.Problem {
 	t.Helper()
-	mk := func(shape ...int) *tensor.Tensor {
-		n := 1
-		for _, s := range shape {
-			n *= s
-		}
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(i%7) - 3
-		}
-		x, err := tensor.FromFloat32s(v, shape...)
-		require.NoError(t, err)
-		return x
-	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	mk := func(shape ...int) *tensor.Tensor { return attntest.Tensor(t, rng, tensor.Float32, shape...) }
 	return &spec.Problem{Q: mk(1, 2, 3, 4), K: mk(1, 1, 5, 4), V: mk(1, 1, 5, 4)}
 }
 

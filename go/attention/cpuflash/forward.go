@@ -214,7 +214,7 @@ func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 		mx[r] = negInf()
 	}
 	kn.ColMax(mx, sT, jn, cols, br)
-	m2, l, bsub, corr := w.m2, w.l, w.bsub[:br], w.corr[:rn]
+	m2, l, bsub, corr := w.m2[:br], w.l, w.bsub[:br], w.corr[:br]
 	inf := float32(math.Inf(1))
 	rescale := false
 	for r := 0; r < br; r++ {
@@ -222,21 +222,27 @@ func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 			bsub[r] = inf // padding rows: exp2(· − Inf) = 0
 			continue
 		}
-		corr[r] = 1
 		mnew := max(m2[r], x.expA*mx[r])
 		if math.IsInf(float64(mnew), -1) {
 			bsub[r] = inf // nothing visible yet
 			continue
 		}
 		bsub[r] = mnew
-		if mnew != m2[r] {
-			corr[r] = float32(math.Exp2(float64(m2[r]) - float64(mnew))) // 0 when m2 = −Inf
-			l[r] *= corr[r]
-			m2[r] = mnew
-			rescale = true
-		}
+		rescale = rescale || mnew != m2[r]
 	}
 	if rescale {
+		// corr = 2^(m2 − m2_new) with the exp2 kernel of P: 1 exactly where the maximum
+		// held (2^0), 0 where m2 = −Inf or nothing is visible yet (bsub = +Inf; l and the
+		// O row are still 0 there). m2 − m2_new is exact in float32 where it is small
+		// (Sterbenz), the only place corr's rounding matters.
+		copy(corr, m2)
+		kn.ExpCols(corr, 1, br, br, 1, bsub, nil)
+		for r := 0; r < rn; r++ {
+			if !math.IsInf(float64(bsub[r]), 1) {
+				l[r] *= corr[r]
+				m2[r] = bsub[r]
+			}
+		}
 		kn.ScaleRows(w.o, rn, dp, dp, corr) // (rn, dp)
 	}
 

@@ -11,9 +11,9 @@ import (
 
 	"github.com/orchard-ml/orchard/go/allocator"
 	"github.com/orchard-ml/orchard/go/attention"
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/layer"
 	"github.com/orchard-ml/orchard/go/attention/metal"
-	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
 	"github.com/orchard-ml/orchard/go/tensor"

@@ -5,8 +5,8 @@
 #include "textflag.h"
 
 // AVX-512F kernels. The Go side (kernels_amd64.go) checks every bound before calling;
-// see kernels.go for what each kernel computes. They use the same exp2 algorithm and
-// constants as the AVX2 kernels (kernels_go.go explains it).
+// see kernels.go for what each kernel computes. They use the same exp2 polynomial and
+// constants as the AVX2 kernels (kernels_go.go explains it), with 2^n by VSCALEFPS.
 
 // func gemmAVX512(m, n, k int, a *float32, rs, ks int, b *float32, ldb int, c *float32, ldc int, acc int)
 TEXT ·gemmAVX512(SB), NOSPLIT, $0-88
@@ -359,10 +359,13 @@ GLOBL exp2z<>(SB), RODATA|NOPTR, $36
 	VBROADCASTSS exp2z<>+32(SB), Z14
 
 // EXP2Z sets P = 2^X lane by lane (X < −126, −Inf and NaN give 0), clobbering T1, T2
-// and K1; EXP2Y is the same on YMM registers with M as the mask.
+// and K1: X is capped at 127 and split into n = round(X) and f = X − n in [−½, ½];
+// P = poly(f)·2^n, the 2^n by VSCALEFPS, whose zero-masking also clears the lanes that
+// are not ≥ −126 (those may hold NaN from −Inf − −Inf along the way). EXP2Y is the same
+// on YMM registers (AVX-512VL); M is unused and kept for the callers' register plan.
 #define EXP2Z(X, T1, T2, P) \
-	VMAXPS Z13, X, T1; \
-	VMINPS Z14, T1, T1; \
+	VCMPPS $13, Z13, X, K1; \
+	VMINPS Z14, X, T1; \
 	VRNDSCALEPS $0, T1, T2; \
 	VSUBPS T2, T1, T1; \
 	VMOVAPS Z11, P; \
@@ -372,16 +375,12 @@ GLOBL exp2z<>(SB), RODATA|NOPTR, $36
 	VFMADD213PS Z7, T1, P; \
 	VFMADD213PS Z6, T1, P; \
 	VFMADD213PS Z12, T1, P; \
-	VCVTPS2DQ T2, T2; \
-	VPSLLD $23, T2, T2; \
-	VPADDD T2, P, P; \
-	VCMPPS $13, Z13, X, K1; \
-	VMOVAPS.Z P, K1, P
+	VSCALEFPS.Z T2, P, K1, P
 
 #define EXP2Y(X, T1, T2, M, P) \
-	VMAXPS Y13, X, T1; \
-	VMINPS Y14, T1, T1; \
-	VROUNDPS $0, T1, T2; \
+	VCMPPS $13, Y13, X, K1; \
+	VMINPS Y14, X, T1; \
+	VRNDSCALEPS $0, T1, T2; \
 	VSUBPS T2, T1, T1; \
 	VMOVAPS Y11, P; \
 	VFMADD213PS Y10, T1, P; \
@@ -390,11 +389,7 @@ GLOBL exp2z<>(SB), RODATA|NOPTR, $36
 	VFMADD213PS Y7, T1, P; \
 	VFMADD213PS Y6, T1, P; \
 	VFMADD213PS Y12, T1, P; \
-	VCVTPS2DQ T2, T2; \
-	VPSLLD $23, T2, T2; \
-	VPADDD T2, P, P; \
-	VCMPPS $13, Y13, X, M; \
-	VANDPS M, P, P
+	VSCALEFPS.Z T2, P, K1, P
 
 // func expColsAVX512(x *float32, rows, cols, ld int, a float32, b, sum *float32)
 // x = 2^(a·x − b[c]) in place; sum[c] += x when sum != nil.

@@ -167,8 +167,22 @@ func (s *src) rowsTo(dst []float32, ld, off, n int) {
 // rowsT copies n rows from element offset off transposed: dst[c·ld + r] = row r, column
 // c, for c < D; columns r in [n, ld) are zeroed.
 func (s *src) rowsT(dst []float32, ld, off, n int, tmp []float32) {
+	r := 0
+	if s.dt == tensor.Float32 {
+		// Four rows at a time from the input itself: each column gets 4 consecutive
+		// elements per pass, with one bounds check per group.
+		d := s.d
+		for ; r+4 <= n; r += 4 {
+			in := s.f32[off+r*d : off+(r+4)*d]
+			r0, r1, r2, r3 := in[:d], in[d:2*d], in[2*d:3*d], in[3*d:4*d]
+			for c := range r0 {
+				o := dst[c*ld+r : c*ld+r+4]
+				o[0], o[1], o[2], o[3] = r0[c], r1[c], r2[c], r3[c]
+			}
+		}
+	}
 	tmp = tmp[:s.d]
-	for r := 0; r < n; r++ {
+	for ; r < n; r++ {
 		s.row(tmp, off+r*s.d)
 		for c, v := range tmp {
 			dst[c*ld+r] = v

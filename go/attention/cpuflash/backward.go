@@ -525,8 +525,8 @@ func (x *plan) dkdvBlock(st *bwd, w *kvScratch, b, g, j0 int, dk, dv *dst, dq []
 	jn := min(bc, x.p.LensK(b)-j0)
 	jz := j0 + jn
 	jn16, jn6 := roundUp(jn, nr), roundUp(jn, mr)
-	x.k.rowsT(w.kT, bc, x.k.off(b, g, j0), jn, w.tmp) // (D, bc)
-	x.v.rowsT(w.vT, bc, x.v.off(b, g, j0), jn, w.tmp) // (D, bc)
+	x.k.rowsT(x.kn, w.kT, bc, x.k.off(b, g, j0), jn, w.tmp) // (D, bc)
+	x.v.rowsT(x.kn, w.vT, bc, x.v.off(b, g, j0), jn, w.tmp) // (D, bc)
 	clear(w.dk)
 	clear(w.dv)
 	grp := d.Group()
@@ -647,8 +647,8 @@ func (x *plan) dqBlock(st *bwd, w *fwdScratch, b, h, i0 int, dq *dst) {
 			w.bsub[r], w.dvec[r] = inf, 0
 		}
 	}
-	x.q.rowsT(w.qT, br, x.q.off(b, h, i0), rn, w.tmp)      // (D, br)
-	st.do.rowsT(w.doT, br, st.do.off(b, h, i0), rn, w.tmp) // (D, br)
+	x.q.rowsT(x.kn, w.qT, br, x.q.off(b, h, i0), rn, w.tmp)      // (D, br)
+	st.do.rowsT(x.kn, w.doT, br, st.do.off(b, h, i0), rn, w.tmp) // (D, br)
 	bounds := x.bounds[b]
 	accs := w.chunks[:len(bounds)-1] // (chunks, br, dp)
 	for _, a := range accs {

@@ -27,6 +27,8 @@ type fwdScratch struct {
 	chunks                [][]float32 // (chunks, br, dp) dQ accumulator per chunk of key blocks (dQ pass)
 	off                   []float64   // (br) row offsets of the logits (rowOffsets)
 	lo, hi                []int       // (br) visible key range per query row
+	loMax, hiMin          int         // over the block's rows: every row sees [loMax, hiMin)
+	mono                  bool        // lo and hi never decrease over the block's rows (monotone)
 	blo, bhi              []int       // (max(br, bc)) band of the current tile's product
 
 	buf []float32 // the cached buffer the float32 parts live in
@@ -137,11 +139,15 @@ func (x *plan) forwardBlock(w *fwdScratch, b, h, i0 int, o *dst, lse *lseDst) {
 	}
 	clear(acc)
 	kLo, kHi := x.keyRanges(b, i0, rn, w.lo, w.hi)
+	w.loMax, w.hiMin, w.mono = math.MinInt, math.MaxInt, monotone(w.lo, w.hi, rn)
+	for r := 0; r < rn; r++ {
+		w.loMax, w.hiMin = max(w.loMax, w.lo[r]), min(w.hiMin, w.hi[r])
+	}
 	if kLo < kHi {
 		if !x.plain {
 			x.rowOffsets(w.off, b, h, i0, rn, w.lo, w.hi)
 		}
-		x.q.rowsT(w.qT, br, x.q.off(b, h, i0), rn, w.tmp) // (D, br)
+		x.q.rowsT(x.kn, w.qT, br, x.q.off(b, h, i0), rn, w.tmp) // (D, br)
 		for ja := kLo; ja < kHi; {
 			if x.ctx.Err() != nil {
 				return // the pool reports the cancellation; outputs are not returned
@@ -193,8 +199,8 @@ func (x *plan) forwardTile(w *fwdScratch, b, h, i0, rn, ja, jn int) {
 	// (key, query) pairs is computed; mask or logits sets the rest to −Inf.
 	kt := x.k.block(b, g, ja, jn, dp, w.kBuf) // (jn6, dp)
 	sT := w.s[:jn6*br]
-	part := !full(lo, hi, rn, ja, ja+jn)
-	band := part && monotone(lo, hi, rn)
+	part := w.loMax > ja || w.hiMin < ja+jn // !full(lo, hi, rn, ja, ja+jn)
+	band := part && w.mono
 	if band {
 		keyBand(w.blo, w.bhi, lo, hi, rn, ja, jn, jn6)
 		kn.GEMMBandCols(jn6, cols, d.D, kt, dp, 1, w.qT, br, sT, br, w.blo, w.bhi, false)

@@ -28,6 +28,7 @@ func main() {
 	p("// constants as the AVX2 kernels (kernels_go.go explains it), with 2^n by VSCALEFPS.")
 	p("")
 	gemm()
+	transpose()
 	tiles()
 	os.Stdout.WriteString(out.String())
 }
@@ -404,4 +405,57 @@ GLOBL exp2z<>(SB), RODATA|NOPTR, $36
 	p("\tJNZ  srrow")
 	p("\tVZEROUPPER")
 	p("\tRET")
+}
+
+// transpose writes transpose16AVX512: dst[c·ldd + r] = src[r·lds + c] for r, c < 16, with
+// ldd and lds in elements. The 16 rows go through four rounds of shuffles in registers
+// (32-bit pairs, 64-bit pairs, 128-bit lanes twice): Z0..Z15 hold rows, Z16..Z31 the
+// intermediate rounds.
+func transpose() {
+	p("// func transpose16AVX512(dst *float32, ldd int, src *float32, lds int)")
+	p("TEXT ·transpose16AVX512(SB), NOSPLIT, $0-32")
+	p("\tMOVQ dst+0(FP), DI")
+	p("\tMOVQ ldd+8(FP), R9")
+	p("\tSHLQ $2, R9")
+	p("\tMOVQ src+16(FP), SI")
+	p("\tMOVQ lds+24(FP), R8")
+	p("\tSHLQ $2, R8")
+	for r := 0; r < 16; r++ {
+		p("\tVMOVUPS (SI), Z%d", r)
+		if r < 15 {
+			p("\tADDQ R8, SI")
+		}
+	}
+	z := func(i int) string { return fmt.Sprintf("Z%d", i) }
+	t := func(i int) string { return fmt.Sprintf("Z%d", 16+i) }
+	// Go operand order is Intel's reversed: OP src2, src1, dst.
+	for i := 0; i < 16; i += 2 { // t = unpack{lo,hi}ps(r[i], r[i+1])
+		p("\tVUNPCKLPS %s, %s, %s", z(i+1), z(i), t(i))
+		p("\tVUNPCKHPS %s, %s, %s", z(i+1), z(i), t(i+1))
+	}
+	for i := 0; i < 16; i += 4 { // r = unpack{lo,hi}pd(t[i], t[i+2]), (t[i+1], t[i+3])
+		p("\tVUNPCKLPD %s, %s, %s", t(i+2), t(i), z(i))
+		p("\tVUNPCKHPD %s, %s, %s", t(i+2), t(i), z(i+1))
+		p("\tVUNPCKLPD %s, %s, %s", t(i+3), t(i+1), z(i+2))
+		p("\tVUNPCKHPD %s, %s, %s", t(i+3), t(i+1), z(i+3))
+	}
+	for _, base := range []int{0, 8} { // t = shuf_f32x4(r[j], r[j+4]) lanes 0,2 (0x88) and 1,3 (0xdd)
+		for j := 0; j < 4; j++ {
+			p("\tVSHUFF32X4 $0x88, %s, %s, %s", z(base+j+4), z(base+j), t(base+j))
+			p("\tVSHUFF32X4 $0xdd, %s, %s, %s", z(base+j+4), z(base+j), t(base+j+4))
+		}
+	}
+	for j := 0; j < 8; j++ { // r = shuf_f32x4(t[j], t[j+8])
+		p("\tVSHUFF32X4 $0x88, %s, %s, %s", t(j+8), t(j), z(j))
+		p("\tVSHUFF32X4 $0xdd, %s, %s, %s", t(j+8), t(j), z(j+8))
+	}
+	for r := 0; r < 16; r++ {
+		p("\tVMOVUPS Z%d, (DI)", r)
+		if r < 15 {
+			p("\tADDQ R9, DI")
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
 }

@@ -75,6 +75,38 @@ func TestIntoWritesInPlace(t *testing.T) {
 	assert.Equal(t, snapshot(g.DQ, g.DK, g.DV), snapshot(got.DQ, got.DK, got.DV), "gradients written in place")
 }
 
+// TestIntoFullLengthsOverwrite: without sequence lengths (every row belongs to a task) a
+// NaN-filled destination comes back with the bits of a call without one, also where rows
+// see no key (bottom-right causal with N > M, a window), in float32 and bfloat16.
+func TestIntoFullLengthsOverwrite(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 1))
+	const B, H, N, M, D = 2, 2, 100, 70, 48
+	for _, dt := range []tensor.DType{tensor.Float32, tensor.BFloat16} {
+		for _, o := range []spec.Options{
+			{},
+			{Causal: spec.CausalTopLeft},
+			{Causal: spec.CausalBottomRight},
+			{Window: &spec.Window{Left: 5, Right: 0}},
+		} {
+			p := &spec.Problem{
+				Q:       attntest.Tensor(t, rng, dt, B, H, N, D),
+				K:       attntest.Tensor(t, rng, dt, B, H, M, D),
+				V:       attntest.Tensor(t, rng, dt, B, H, M, D),
+				Options: o,
+			}
+			e := New(Params{})
+			ctx := context.Background()
+			want, err := e.Forward(ctx, p, nil)
+			require.NoError(t, err)
+			into := &spec.Saved{O: garbage(t, dt, B, H, N, D), L: garbage(t, tensor.Float64, B, H, N)}
+			got, err := e.Forward(ctx, p, into)
+			require.NoError(t, err)
+			assert.Same(t, into.O, got.O)
+			assert.Equal(t, snapshot(want.O, want.L), snapshot(got.O, got.L), "%v %+v", dt, o)
+		}
+	}
+}
+
 // TestIntoAllocatesLittle: a training step (forward and backward) with every destination
 // given allocates no output or scratch memory once the executor's scratch cache is warm:
 // at B1 H8 N1024 D64, where the outputs alone are 8 MiB, a step allocates under 64 KiB

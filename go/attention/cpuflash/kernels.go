@@ -34,6 +34,10 @@ type kernels struct {
 	dsRows func(ds, p, dp []float32, rows, cols, ld int, d []float32, s float32)
 	// scaleRows: x(r, c) *= f[r].
 	scaleRows func(x []float32, rows, cols, ld int, f []float32)
+	// transpose16: dst[c·ldd + r] = src[r·lds + c] for r, c < 16; nil where the set has
+	// none (the caller then moves elements one by one). Exact, so every set gives the
+	// same bits.
+	transpose16 func(dst []float32, ldd int, src []float32, lds int)
 }
 
 // genericKernels are the pure-Go loops, for every architecture.
@@ -252,4 +256,12 @@ func (kn *kernels) GEMMBandK(m, n, k int, a []float32, rs, ks int, b []float32, 
 			kn.GEMM(mr, n, k1-k0, a[i*rs+k0*ks:], rs, ks, b[k0*ldb:], ldb, c[i*ldc:], ldc, true)
 		}
 	}
+}
+
+// Transpose16 checks its operands and runs transpose16, which must be non-nil.
+func (kn *kernels) Transpose16(dst []float32, ldd int, src []float32, lds int) {
+	if ldd < 16 || lds < 16 || 15*ldd+16 > len(dst) || 15*lds+16 > len(src) {
+		panic(fmt.Sprintf("cpuflash: transpose16 ldd=%d lds=%d with %d and %d elements", ldd, lds, len(dst), len(src)))
+	}
+	kn.transpose16(dst, ldd, src, lds)
 }

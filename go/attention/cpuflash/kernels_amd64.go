@@ -84,6 +84,9 @@ func avx512Kernels() *kernels {
 			dsRowsAVX512(&ds[0], &p[0], &dp[0], rows, cols, ld, &d[0], s)
 		},
 		scaleRows: func(x []float32, rows, cols, ld int, f []float32) { scaleRowsAVX512(&x[0], rows, cols, ld, &f[0]) },
+		transpose16: func(dst []float32, ldd int, src []float32, lds int) {
+			transpose16AVX512(&dst[0], ldd, &src[0], lds)
+		},
 	}
 }
 
@@ -113,3 +116,6 @@ func avx2Kernels() *kernels {
 		scaleRows: func(x []float32, rows, cols, ld int, f []float32) { scaleRowsAVX2(&x[0], rows, cols, ld, &f[0]) },
 	}
 }
+
+//go:noescape
+func transpose16AVX512(dst *float32, ldd int, src *float32, lds int)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orchard-ml/orchard/go/tensor"
 )
 
 func randSlice(rng *rand.Rand, n int) []float32 {
@@ -321,5 +323,51 @@ func TestBandedGEMMs(t *testing.T) {
 			kn.GEMMBandK(m, n, k, az, k, 1, b, n, got, n, klo, khi)
 			require.Equal(t, want, got)
 		})
+	}
+}
+
+// TestTranspose16 checks every kernel set's 16×16 transpose (where the set has one) element
+// by element on distinct values with strides beyond 16, its bounds checks, and rowsT, which
+// uses it, against the element-by-element transpose for row counts around multiples of 16.
+func TestTranspose16(t *testing.T) {
+	ran := false
+	for _, kn := range kernelSets() {
+		if kn.transpose16 == nil {
+			continue
+		}
+		ran = true
+		in := make([]float32, 16*21)
+		for i := range in {
+			in[i] = float32(i) + 0.5
+		}
+		dst := make([]float32, 15*19+16)
+		kn.Transpose16(dst, 19, in, 21)
+		for r := 0; r < 16; r++ {
+			for c := 0; c < 16; c++ {
+				require.Equal(t, in[r*21+c], dst[c*19+r], "%s: row %d column %d", kn.name, r, c)
+			}
+		}
+		assert.Panics(t, func() { kn.Transpose16(dst[:len(dst)-1], 19, in, 21) }, "dst short")
+		assert.Panics(t, func() { kn.Transpose16(dst, 19, in[:15*21+15], 21) }, "src short")
+
+		rng := rand.New(rand.NewPCG(5, 5))
+		for _, c := range []struct{ n, d int }{{96, 64}, {37, 64}, {16, 128}, {50, 48}, {33, 40}} {
+			ld := roundUp(c.n, 16) + 8
+			s := src{dt: tensor.Float32, f32: make([]float32, 3*c.n*c.d), heads: 3, rows: c.n, d: c.d}
+			for i := range s.f32 {
+				s.f32[i] = rng.Float32()
+			}
+			got, want := make([]float32, c.d*ld), make([]float32, c.d*ld)
+			for i := range got {
+				got[i], want[i] = float32(math.NaN()), float32(math.NaN())
+			}
+			off := s.off(0, 1, 0)
+			s.rowsT(kn, got, ld, off, c.n, make([]float32, c.d))
+			s.rowsT(genericKernels(), want, ld, off, c.n, make([]float32, c.d))
+			assert.Equal(t, want, got, "%s: rowsT n=%d d=%d", kn.name, c.n, c.d)
+		}
+	}
+	if !ran {
+		t.Skipf("no kernel set here has a 16×16 transpose (sets %v): it is tested on amd64 CPUs with AVX-512", KernelSets())
 	}
 }

@@ -166,12 +166,19 @@ func (s *src) rowsTo(dst []float32, ld, off, n int) {
 
 // rowsT copies n rows from element offset off transposed: dst[c·ld + r] = row r, column
 // c, for c < D; columns r in [n, ld) are zeroed.
-func (s *src) rowsT(dst []float32, ld, off, n int, tmp []float32) {
+func (s *src) rowsT(kn *kernels, dst []float32, ld, off, n int, tmp []float32) {
 	r := 0
 	if s.dt == tensor.Float32 {
+		d := s.d
+		if kn.transpose16 != nil && d%16 == 0 { // 16×16 blocks in registers
+			for ; r+16 <= n; r += 16 {
+				for c := 0; c < d; c += 16 {
+					kn.Transpose16(dst[c*ld+r:], ld, s.f32[off+r*d+c:], d)
+				}
+			}
+		}
 		// Four rows at a time from the input itself: each column gets 4 consecutive
 		// elements per pass, with one bounds check per group.
-		d := s.d
 		for ; r+4 <= n; r += 4 {
 			in := s.f32[off+r*d : off+(r+4)*d]
 			r0, r1, r2, r3 := in[:d], in[d:2*d], in[2*d:3*d], in[3*d:4*d]

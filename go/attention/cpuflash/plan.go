@@ -422,6 +422,12 @@ func mask(t tile, rows, j0, cols int, lo, hi []int) {
 	for r := 0; r < rows; r++ {
 		a := min(max(lo[r]-j0, 0), cols)
 		z := min(max(hi[r]-j0, a), cols)
+		if t.sc == 1 { // a row-major tile: two runs
+			row := t.x[r*t.sr : r*t.sr+cols]
+			fillNegInf(row[:a])
+			fillNegInf(row[z:])
+			continue
+		}
 		for c := 0; c < a; c++ {
 			t.x[t.at(r, c)] = negInf()
 		}
@@ -480,7 +486,6 @@ func keyBand(blo, bhi, lo, hi []int, rn, j0, jn, rows int) {
 // rows that see key j0+c are one interval [ra, rb), so each key's tile row gets two
 // contiguous runs of −Inf.
 func maskTransposed(t tile, rows, j0, cols int, lo, hi []int) {
-	inf := negInf()
 	ra, rb := 0, 0
 	for c := 0; c < cols; c++ {
 		j := j0 + c
@@ -492,12 +497,24 @@ func maskTransposed(t tile, rows, j0, cols int, lo, hi []int) {
 		}
 		row := t.x[c*t.sc : c*t.sc+rows]
 		z := max(rb, ra)
-		for r := range row[:ra] {
-			row[r] = inf
-		}
-		for r := range row[z:] {
-			row[z+r] = inf
-		}
+		fillNegInf(row[:ra])
+		fillNegInf(row[z:])
+	}
+}
+
+// negInfs is a run of −Inf for fillNegInf to copy from.
+var negInfs = func() []float32 {
+	v := make([]float32, 256)
+	for i := range v {
+		v[i] = negInf()
+	}
+	return v
+}()
+
+// fillNegInf sets every element of x to −Inf (by copies, which the runtime vectorizes).
+func fillNegInf(x []float32) {
+	for len(x) > 0 {
+		x = x[copy(x, negInfs):]
 	}
 }
 

@@ -35,7 +35,9 @@
 // two float32 values per query row in the backward and, on the fused schedule, one dQ
 // buffer per worker (N × D per query head of a kv group, at most 64 MiB); never an N×M
 // matrix. Tiles of K, V, Q and dO are copied (and converted) into the worker's scratch
-// before the products read them.
+// before the products read them, except float32 row tiles that already have the layout
+// a product reads (D a multiple of 16, a whole number of 6-row groups), which are read in
+// place; transposed tiles are always copies (16×16 blocks in registers on AVX-512).
 //
 // # Kernels
 //

@@ -794,6 +794,14 @@ template <typename T, int BQ, int BK, int D>
 // mslplan finds the grid too small for the GPU (S11: MQA/GQA walk the group's heads
 // serially, so few key blocks mean few threadgroups). dK and dV are written as T, or as
 // float when p.grad_f32.
+//
+// GQA/MQA split over the group's heads (S11): with p.dkdv_heads the grid is (key block,
+// b*H + h, part) and each threadgroup walks the query blocks of the one query head h,
+// writing its unscaled float partials of dK and dV (rows of p.m keys, p.d columns) to
+// dk_part and dv_part, [B, H, M, d] contiguous; attention_bwd_dkdv_reduce then sums the
+// group's partials in head order into dK and dV. mslplan sets it where B*Hkv key-block
+// threadgroups would under-fill the GPU. Every element of the partials is written (keys
+// no query sees get zeros), so the scratch needs no clearing.
 template <typename T, int BQ, int BK, int D>
 [[kernel, max_total_threads_per_threadgroup(BK / 8 * 32)]] void attention_bwd_dkdv(
     device const T* q [[buffer(0)]], device const T* k [[buffer(1)]],
@@ -802,6 +810,7 @@ template <typename T, int BQ, int BK, int D>
     device const float* lse [[buffer(7)]], device const T* dout [[buffer(8)]],
     device const float* delta [[buffer(9)]], device T* dk [[buffer(11)]],
     device T* dv [[buffer(12)]], constant AttentionParams& p [[buffer(13)]],
+    device float* dk_part [[buffer(14)]], device float* dv_part [[buffer(15)]],
     uint3 tgid [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
     uint lane [[thread_index_in_simdgroup]], uint sg [[simdgroup_index_in_threadgroup]]) {
   static_assert(BQ % 8 == 0 && BK % 8 == 0 && D % 8 == 0, "tiles are made of 8x8 fragments");
@@ -817,7 +826,12 @@ template <typename T, int BQ, int BK, int D>
   threadgroup float l_tile[BQ];    // (BQ) L, log2 domain
   threadgroup float d_tile[BQ];    // (BQ) Delta
 
-  const uint b = tgid.y / p.kv_heads, hk = tgid.y % p.kv_heads;
+  // The query heads this threadgroup walks: the whole group of key/value head hk, or with
+  // p.dkdv_heads the one head h0 (tgid.y = b*H + h0).
+  const bool heads = p.dkdv_heads != 0;
+  const uint b = tgid.y / (heads ? p.heads : p.kv_heads);
+  const uint h0 = heads ? tgid.y % p.heads : (tgid.y % p.kv_heads) * p.group;
+  const uint hk = h0 / p.group, nheads = heads ? 1u : p.group;
   // Split by output: tgid.z 0 computes dV, 1 computes dK, each in acc.
   const bool split = kSplit || attn::fc_split_dkdv();
   // A grid of two parts run without the constant (a host that sets no constants): part 0
@@ -856,8 +870,8 @@ template <typename T, int BQ, int BK, int D>
   }
 
   ATTN_NO_UNROLL
-  for (uint hh = 0; hh < p.group; hh++) {
-    const uint h = hk * p.group + hh;
+  for (uint hh = 0; hh < nheads; hh++) {
+    const uint h = h0 + hh;
     const uint mask_base = b * p.mask_stride[0] + h * p.mask_stride[1];
     const uint lbase = (b * p.heads + h) * p.n;  // L, Delta and dropout rows of (b, h)
     device const T* qp = q + b * p.q_stride[0] + h * p.q_stride[1];       // (N, D)
@@ -994,6 +1008,23 @@ template <typename T, int BQ, int BK, int D>
     }
   }
 
+  if (heads) {
+    // Partials of head h0, unscaled float: rows of p.d columns (the reduction scales dK).
+    const uint off = (b * p.heads + h0) * p.m * uint(dh);
+    ATTN_UNROLL
+    for (int dd = 0; dd < kDF; dd++) {
+      const int col = dd * 8 + ln.col;
+      if (!split) {
+        attn::frag_store(acck[kSplit ? 0 : dd], 1.0f, dk_part + off, uint(dh), key, col, int(p.m), dh);
+        attn::frag_store(acc[dd], 1.0f, dv_part + off, uint(dh), key, col, int(p.m), dh);
+      } else if (want_k) {
+        attn::frag_store(acc[dd], 1.0f, dk_part + off, uint(dh), key, col, int(p.m), dh);
+      } else {
+        attn::frag_store(acc[dd], 1.0f, dv_part + off, uint(dh), key, col, int(p.m), dh);
+      }
+    }
+    return;
+  }
   const bool gf32 = p.grad_f32 != 0;
   const uint dk_off = b * p.dk_stride[0] + hk * p.dk_stride[1];  // (M, D)
   const uint dv_off = b * p.dv_stride[0] + hk * p.dv_stride[1];  // (M, D)
@@ -1009,6 +1040,44 @@ template <typename T, int BQ, int BK, int D>
     } else {
       attn::grad_store(acc[dd], 1.0f, dv, gf32, dv_off, p.dv_stride[2], key, col, int(p.m), dh);
     }
+  }
+}
+
+// -------------------------------------------------------------- backward: dK/dV reduction
+//
+// After attention_bwd_dkdv with p.dkdv_heads: dK = scale * sum_g dk_part[b, hk*G + g] and
+// dV = sum_g dv_part[b, hk*G + g] over the G = p.group query heads of key/value head hk,
+// summed in head order (no atomics: the same inputs give the same bits). One thread per
+// element of [B, Hkv, M, d]: tgid.x = element / ATTN_REDUCE_THREADS. dK and dV are
+// written as T, or as float when p.grad_f32, with their strides.
+template <typename T>
+[[kernel, max_total_threads_per_threadgroup(ATTN_REDUCE_THREADS)]] void attention_bwd_dkdv_reduce(
+    device T* dk [[buffer(11)]], device T* dv [[buffer(12)]],
+    constant AttentionParams& p [[buffer(13)]], device const float* dk_part [[buffer(14)]],
+    device const float* dv_part [[buffer(15)]], uint3 tgid [[threadgroup_position_in_grid]],
+    uint tid [[thread_index_in_threadgroup]]) {
+  const uint d = p.d;
+  const uint idx = tgid.x * ATTN_REDUCE_THREADS + tid;
+  if (idx >= p.batch * p.kv_heads * p.m * d) return;
+  const uint c = idx % d, row = idx / d, key = row % p.m, bhk = row / p.m;
+  const uint b = bhk / p.kv_heads, hk = bhk % p.kv_heads;
+  const uint head_stride = p.m * d;  // one query head of the partials
+  uint at = ((b * p.heads + hk * p.group) * p.m + key) * d + c;
+  float sk = 0.0f, sv = 0.0f;
+  ATTN_NO_UNROLL
+  for (uint g = 0; g < p.group; g++) {
+    sk += dk_part[at];
+    sv += dv_part[at];
+    at += head_stride;
+  }
+  const uint ko = b * p.dk_stride[0] + hk * p.dk_stride[1] + key * p.dk_stride[2] + c;
+  const uint vo = b * p.dv_stride[0] + hk * p.dv_stride[1] + key * p.dv_stride[2] + c;
+  if (p.grad_f32 != 0) {
+    ((device float*)dk)[ko] = sk * p.scale;
+    ((device float*)dv)[vo] = sv;
+  } else {
+    dk[ko] = T(sk * p.scale);
+    dv[vo] = T(sv);
   }
 }
 
@@ -1076,8 +1145,18 @@ template <typename T, int BQ, int BK, int D>
       device const float* lse [[buffer(7)]], device const T* dout [[buffer(8)]],                \
       device const float* delta [[buffer(9)]], device T* dk [[buffer(11)]],                     \
       device T* dv [[buffer(12)]], constant AttentionParams& p [[buffer(13)]],                  \
+      device float* dk_part [[buffer(14)]], device float* dv_part [[buffer(15)]],               \
       uint3 tgid [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],    \
       uint lane [[thread_index_in_simdgroup]], uint sg [[simdgroup_index_in_threadgroup]]);)
+
+#define ATTN_INSTANTIATE_DKDV_REDUCE(T, TN)                                                     \
+  ATTN_KEEP_##TN(                                                                               \
+  template [[host_name("attention_bwd_dkdv_reduce_" #TN)]] [[kernel]] void                      \
+  attention_bwd_dkdv_reduce<T>(                                                                 \
+      device T* dk [[buffer(11)]], device T* dv [[buffer(12)]],                                 \
+      constant AttentionParams& p [[buffer(13)]], device const float* dk_part [[buffer(14)]],   \
+      device const float* dv_part [[buffer(15)]], uint3 tgid [[threadgroup_position_in_grid]],  \
+      uint tid [[thread_index_in_threadgroup]]);)
 
 // BEGIN GENERATED INSTANTIATIONS
 // Written by `go test ./tools/msltest -run TestInstantiations -update` from the tile
@@ -1156,6 +1235,9 @@ ATTN_INSTANTIATE_DKDV(half, f16, 32, 32, 96)
 ATTN_INSTANTIATE_DKDV(float, f32, 8, 16, 256)
 ATTN_INSTANTIATE_DKDV(float, f32, 8, 32, 192)
 ATTN_INSTANTIATE_DKDV(float, f32, 8, 32, 256)
+ATTN_INSTANTIATE_DKDV_REDUCE(bfloat, bf16)
+ATTN_INSTANTIATE_DKDV_REDUCE(half, f16)
+ATTN_INSTANTIATE_DKDV_REDUCE(float, f32)
 ATTN_INSTANTIATE_DQ(float, f32, 16, 16, 192)
 ATTN_INSTANTIATE_DQ(float, f32, 16, 24, 128)
 ATTN_INSTANTIATE_DQ(bfloat, bf16, 16, 24, 256)

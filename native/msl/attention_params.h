@@ -29,9 +29,14 @@
 #define ATTN_BUF_DK 11     // [B, Hkv, M, D] T, or float when grad_f32
 #define ATTN_BUF_DV 12     // [B, Hkv, M, D] T, or float when grad_f32
 #define ATTN_BUF_PARAMS 13 // AttentionParams
+#define ATTN_BUF_DK_PART 14 // [B, H, M, d] float, per-query-head dK partials (when dkdv_heads)
+#define ATTN_BUF_DV_PART 15 // [B, H, M, d] float, per-query-head dV partials (when dkdv_heads)
 
 // Rows of Delta per threadgroup of the Delta kernel (one SIMD group of 32 lanes per row).
 #define ATTN_DELTA_ROWS 8
+
+// Threads per threadgroup of the dK/dV reduction kernel (one element of dK and dV each).
+#define ATTN_REDUCE_THREADS 256
 
 // Function constant indices ([[function_constant(i)]] in attention.metal; every one a
 // bool, set per plan from go/attention/mslplan's Plan.Constants). Each says whether a
@@ -112,6 +117,13 @@ typedef struct AttentionParams {
   // Gradients (W2): 1 writes dQ, dK and dV as float (the buffers hold floats, with the
   // element strides above), 0 as the input type T.
   unsigned int grad_f32;
+
+  // GQA/MQA split over the group's query heads (S11): 1 makes the dK/dV kernel run one
+  // threadgroup per (key block, b*H + h) and write float partials of query head h, unscaled,
+  // to ATTN_BUF_DK_PART / ATTN_BUF_DV_PART as contiguous [B, H, M, d]; the reduction kernel
+  // then sums the group's partials into dK and dV. 0: one threadgroup per
+  // (key block, b*Hkv + hk) walks the group's heads and writes dK and dV itself.
+  unsigned int dkdv_heads;
 } AttentionParams;
 
 #endif

@@ -30,7 +30,9 @@ template <typename T , int BQ , int BK , int D> constexpr unsigned mslemu_mt_att
 
 template <typename T , int BQ , int BK , int D> constexpr unsigned mslemu_mt_attention_fwd() { return unsigned(BQ / 8 * 32); }
 
-// native/msl/attention.metal:1089
+template <typename T> constexpr unsigned mslemu_mt_attention_bwd_dkdv_reduce() { return unsigned(256); }
+
+// native/msl/attention.metal:1168
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 128 >(
@@ -46,6 +48,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d128_f32(const mslemu_threa
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -55,7 +59,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d128_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 8 , 16 , 128>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1096
+// native/msl/attention.metal:1175
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 8 , 16 , 96 >(
@@ -71,6 +75,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d96_bf16(const mslemu_threa
       ::mslemu::bind<device bfloat *>(b[11]),
       ::mslemu::bind<device bfloat *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -80,7 +86,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d96_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 8 , 16 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1103
+// native/msl/attention.metal:1182
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 16 , 8 , 80 >(
@@ -104,7 +110,7 @@ extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d80_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 8 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1110
+// native/msl/attention.metal:1189
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 64 >(
@@ -126,7 +132,7 @@ extern "C" int mslemu_p_attention_fwd_bq16_bk8_d64_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 8 , 64>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1118
+// native/msl/attention.metal:1197
 extern "C" void mslemu_k_attention_bwd_dkdv_bq16_bk32_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 16 , 32 , 128 >(
@@ -142,6 +148,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq16_bk32_d128_f32(const mslemu_thre
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -151,7 +159,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq16_bk32_d128_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 16 , 32 , 128>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1125
+// native/msl/attention.metal:1204
 extern "C" void mslemu_k_attention_bwd_dkdv_bq24_bk16_d256_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 24 , 16 , 256 >(
@@ -167,6 +175,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq24_bk16_d256_bf16(const mslemu_thr
       ::mslemu::bind<device bfloat *>(b[11]),
       ::mslemu::bind<device bfloat *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -176,7 +186,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq24_bk16_d256_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 24 , 16 , 256>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1132
+// native/msl/attention.metal:1211
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 32 , 16 , 32 >(
@@ -192,6 +202,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d32_bf16(const mslemu_thre
       ::mslemu::bind<device bfloat *>(b[11]),
       ::mslemu::bind<device bfloat *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -201,7 +213,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d32_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 32 , 16 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1139
+// native/msl/attention.metal:1218
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 16 , 80 >(
@@ -217,6 +229,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d80_f16(const mslemu_threa
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -226,7 +240,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d80_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 32 , 16 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1146
+// native/msl/attention.metal:1225
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 32 , 32 , 32 >(
@@ -242,6 +256,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_bf16(const mslemu_thre
       ::mslemu::bind<device bfloat *>(b[11]),
       ::mslemu::bind<device bfloat *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -251,7 +267,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d32_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 32 , 32 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1153
+// native/msl/attention.metal:1232
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 32 , 80 >(
@@ -267,6 +283,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d80_f16(const mslemu_threa
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -276,10 +294,74 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d80_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 32 , 32 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1160
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk24_d128_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1239
+extern "C" void mslemu_k_attention_bwd_dkdv_reduce_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < float , 16 , 24 , 128 >(
+  attention_bwd_dkdv_reduce < half >(
+      ::mslemu::bind<device half *>(b[11]),
+      ::mslemu::bind<device half *>(b[12]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device const float *>(b[14]),
+      ::mslemu::bind<device const float *>(b[15]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dkdv_reduce_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv_reduce<half>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1246
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d128_f16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_bwd_dq < half , 16 , 32 , 128 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const half *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device half *>(b[10]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d128_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 32 , 128>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1253
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d64_f16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_bwd_dq < half , 16 , 32 , 64 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const half *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device half *>(b[10]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d64_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 32 , 64>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1260
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d96_f32(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_bwd_dq < float , 16 , 32 , 96 >(
       ::mslemu::bind<device const float *>(b[0]),
       ::mslemu::bind<device const float *>(b[1]),
       ::mslemu::bind<device const float *>(b[2]),
@@ -296,14 +378,38 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk24_d128_f32(const mslemu_thread
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk24_d128_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 24 , 128>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d96_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 32 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1167
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d32_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1267
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk16_d96_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < bfloat , 16 , 32 , 32 >(
+  attention_bwd_dq < float , 32 , 16 , 96 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device float *>(b[10]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk16_d96_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 16 , 96>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1274
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_bwd_dq < bfloat , 32 , 32 , 64 >(
       ::mslemu::bind<device const bfloat *>(b[0]),
       ::mslemu::bind<device const bfloat *>(b[1]),
       ::mslemu::bind<device const bfloat *>(b[2]),
@@ -320,110 +426,104 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d32_bf16(const mslemu_thread
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d32_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 32 , 32>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d64_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 32 , 32 , 64>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1174
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d80_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1281
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk8_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < half , 16 , 32 , 80 >(
+  attention_bwd_dq < float , 32 , 8 , 192 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device float *>(b[10]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk8_d192_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 8 , 192>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1288
+extern "C" void mslemu_k_attention_fwd_bq16_bk32_d192_f16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < half , 16 , 32 , 192 >(
       ::mslemu::bind<device const half *>(b[0]),
       ::mslemu::bind<device const half *>(b[1]),
       ::mslemu::bind<device const half *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const half *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device half *>(b[10]),
+      ::mslemu::bind<device half *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d80_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 32 , 80>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk32_d192_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 32 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1181
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk16_d192_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1295
+extern "C" void mslemu_k_attention_fwd_bq16_bk64_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < bfloat , 32 , 16 , 192 >(
-      ::mslemu::bind<device const bfloat *>(b[0]),
-      ::mslemu::bind<device const bfloat *>(b[1]),
-      ::mslemu::bind<device const bfloat *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const bfloat *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device bfloat *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk16_d192_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 32 , 16 , 192>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1188
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d128_f16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < half , 32 , 32 , 128 >(
+  attention_fwd < half , 16 , 64 , 32 >(
       ::mslemu::bind<device const half *>(b[0]),
       ::mslemu::bind<device const half *>(b[1]),
       ::mslemu::bind<device const half *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const half *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device half *>(b[10]),
+      ::mslemu::bind<device half *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d128_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 32 , 32 , 128>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk64_d32_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 64 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1195
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d80_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1302
+extern "C" void mslemu_k_attention_fwd_bq16_bk64_d96_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < bfloat , 32 , 32 , 80 >(
-      ::mslemu::bind<device const bfloat *>(b[0]),
-      ::mslemu::bind<device const bfloat *>(b[1]),
-      ::mslemu::bind<device const bfloat *>(b[2]),
+  attention_fwd < half , 16 , 64 , 96 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const bfloat *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device bfloat *>(b[10]),
+      ::mslemu::bind<device half *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d80_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 32 , 32 , 80>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk64_d96_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 64 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1202
-extern "C" void mslemu_k_attention_fwd_bq16_bk24_d128_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1309
+extern "C" void mslemu_k_attention_fwd_bq32_bk16_d96_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < float , 16 , 24 , 128 >(
+  attention_fwd < float , 32 , 16 , 96 >(
       ::mslemu::bind<device const float *>(b[0]),
       ::mslemu::bind<device const float *>(b[1]),
       ::mslemu::bind<device const float *>(b[2]),
@@ -438,14 +538,14 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk24_d128_f32(const mslemu_thread* t
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq16_bk24_d128_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 24 , 128>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq32_bk16_d96_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 16 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1209
-extern "C" void mslemu_k_attention_fwd_bq16_bk48_d128_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1316
+extern "C" void mslemu_k_attention_fwd_bq32_bk48_d80_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < bfloat , 16 , 48 , 128 >(
+  attention_fwd < bfloat , 32 , 48 , 80 >(
       ::mslemu::bind<device const bfloat *>(b[0]),
       ::mslemu::bind<device const bfloat *>(b[1]),
       ::mslemu::bind<device const bfloat *>(b[2]),
@@ -460,21 +560,21 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk48_d128_bf16(const mslemu_thread* 
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq16_bk48_d128_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 48 , 128>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq32_bk48_d80_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 48 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1216
-extern "C" void mslemu_k_attention_fwd_bq16_bk64_d64_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1323
+extern "C" void mslemu_k_attention_fwd_bq32_bk8_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < half , 16 , 64 , 64 >(
-      ::mslemu::bind<device const half *>(b[0]),
-      ::mslemu::bind<device const half *>(b[1]),
-      ::mslemu::bind<device const half *>(b[2]),
+  attention_fwd < float , 32 , 8 , 192 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device half *>(b[6]),
+      ::mslemu::bind<device float *>(b[6]),
       ::mslemu::bind<device float *>(b[7]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
@@ -482,74 +582,8 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk64_d64_f16(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq16_bk64_d64_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 64 , 64>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1223
-extern "C" void mslemu_k_attention_fwd_bq32_bk16_d192_bf16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_fwd < bfloat , 32 , 16 , 192 >(
-      ::mslemu::bind<device const bfloat *>(b[0]),
-      ::mslemu::bind<device const bfloat *>(b[1]),
-      ::mslemu::bind<device const bfloat *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device bfloat *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_fwd_bq32_bk16_d192_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 16 , 192>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1230
-extern "C" void mslemu_k_attention_fwd_bq32_bk32_d128_f16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_fwd < half , 32 , 32 , 128 >(
-      ::mslemu::bind<device const half *>(b[0]),
-      ::mslemu::bind<device const half *>(b[1]),
-      ::mslemu::bind<device const half *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device half *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_fwd_bq32_bk32_d128_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 32 , 32 , 128>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1237
-extern "C" void mslemu_k_attention_fwd_bq32_bk64_d32_f16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_fwd < half , 32 , 64 , 32 >(
-      ::mslemu::bind<device const half *>(b[0]),
-      ::mslemu::bind<device const half *>(b[1]),
-      ::mslemu::bind<device const half *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device half *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_fwd_bq32_bk64_d32_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 32 , 64 , 32>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq32_bk8_d192_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 8 , 192>(), mslemu_fcs, 11);
 }
 
 }  // namespace mslemu_src_native_msl_attention_s00

@@ -30,7 +30,9 @@ template <typename T , int BQ , int BK , int D> constexpr unsigned mslemu_mt_att
 
 template <typename T , int BQ , int BK , int D> constexpr unsigned mslemu_mt_attention_fwd() { return unsigned(BQ / 8 * 32); }
 
-// native/msl/attention.metal:1090
+template <typename T> constexpr unsigned mslemu_mt_attention_bwd_dkdv_reduce() { return unsigned(256); }
+
+// native/msl/attention.metal:1169
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 192 >(
@@ -46,6 +48,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d192_f32(const mslemu_threa
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -55,7 +59,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d192_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 8 , 16 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1097
+// native/msl/attention.metal:1176
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 128 >(
@@ -79,7 +83,7 @@ extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d128_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 8 , 128>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1104
+// native/msl/attention.metal:1183
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < bfloat , 16 , 8 , 96 >(
@@ -103,7 +107,7 @@ extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d96_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 8 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1111
+// native/msl/attention.metal:1190
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 16 , 8 , 80 >(
@@ -125,7 +129,7 @@ extern "C" int mslemu_p_attention_fwd_bq16_bk8_d80_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 8 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1119
+// native/msl/attention.metal:1198
 extern "C" void mslemu_k_attention_bwd_dkdv_bq16_bk32_d192_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 16 , 32 , 192 >(
@@ -141,6 +145,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq16_bk32_d192_bf16(const mslemu_thr
       ::mslemu::bind<device bfloat *>(b[11]),
       ::mslemu::bind<device bfloat *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -150,7 +156,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq16_bk32_d192_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 16 , 32 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1126
+// native/msl/attention.metal:1205
 extern "C" void mslemu_k_attention_bwd_dkdv_bq24_bk16_d256_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 24 , 16 , 256 >(
@@ -166,6 +172,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq24_bk16_d256_f16(const mslemu_thre
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -175,7 +183,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq24_bk16_d256_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 24 , 16 , 256>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1133
+// native/msl/attention.metal:1212
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 16 , 32 >(
@@ -191,6 +199,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d32_f16(const mslemu_threa
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -200,7 +210,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d32_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 32 , 16 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1140
+// native/msl/attention.metal:1219
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d80_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 32 , 16 , 80 >(
@@ -216,6 +226,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d80_f32(const mslemu_threa
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -225,7 +237,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d80_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 32 , 16 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1147
+// native/msl/attention.metal:1226
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 32 , 32 >(
@@ -241,6 +253,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f16(const mslemu_threa
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -250,7 +264,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d32_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 32 , 32 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1154
+// native/msl/attention.metal:1233
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 32 , 32 , 96 >(
@@ -266,6 +280,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d96_bf16(const mslemu_thre
       ::mslemu::bind<device bfloat *>(b[11]),
       ::mslemu::bind<device bfloat *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -275,10 +291,26 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d96_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 32 , 32 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1161
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk24_d256_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1240
+extern "C" void mslemu_k_attention_bwd_dkdv_reduce_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < bfloat , 16 , 24 , 256 >(
+  attention_bwd_dkdv_reduce < float >(
+      ::mslemu::bind<device float *>(b[11]),
+      ::mslemu::bind<device float *>(b[12]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device const float *>(b[14]),
+      ::mslemu::bind<device const float *>(b[15]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dkdv_reduce_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv_reduce<float>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1247
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d192_bf16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_bwd_dq < bfloat , 16 , 32 , 192 >(
       ::mslemu::bind<device const bfloat *>(b[0]),
       ::mslemu::bind<device const bfloat *>(b[1]),
       ::mslemu::bind<device const bfloat *>(b[2]),
@@ -295,38 +327,14 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk24_d256_bf16(const mslemu_threa
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk24_d256_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 24 , 256>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d192_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 32 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1168
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d32_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1254
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < half , 16 , 32 , 32 >(
-      ::mslemu::bind<device const half *>(b[0]),
-      ::mslemu::bind<device const half *>(b[1]),
-      ::mslemu::bind<device const half *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const half *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device half *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d32_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 32 , 32>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1175
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d80_f32(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < float , 16 , 32 , 80 >(
+  attention_bwd_dq < float , 16 , 32 , 64 >(
       ::mslemu::bind<device const float *>(b[0]),
       ::mslemu::bind<device const float *>(b[1]),
       ::mslemu::bind<device const float *>(b[2]),
@@ -343,14 +351,62 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d80_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d80_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 32 , 80>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d64_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 32 , 64>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1182
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk16_d192_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1261
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < half , 32 , 16 , 192 >(
+  attention_bwd_dq < float , 16 , 8 , 256 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device float *>(b[10]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d256_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 8 , 256>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1268
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk24_d80_f32(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_bwd_dq < float , 32 , 24 , 80 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device float *>(b[10]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk24_d80_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 24 , 80>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1275
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_bwd_dq < half , 32 , 32 , 64 >(
       ::mslemu::bind<device const half *>(b[0]),
       ::mslemu::bind<device const half *>(b[1]),
       ::mslemu::bind<device const half *>(b[2]),
@@ -367,150 +423,38 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk16_d192_f16(const mslemu_thread
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk16_d192_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 32 , 16 , 192>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d64_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 32 , 32 , 64>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1189
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d32_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1282
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < bfloat , 32 , 32 , 32 >(
-      ::mslemu::bind<device const bfloat *>(b[0]),
-      ::mslemu::bind<device const bfloat *>(b[1]),
-      ::mslemu::bind<device const bfloat *>(b[2]),
+  attention_bwd_dq < float , 32 , 8 , 256 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
       ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const bfloat *>(b[8]),
+      ::mslemu::bind<device const float *>(b[8]),
       ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device bfloat *>(b[10]),
+      ::mslemu::bind<device float *>(b[10]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d32_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 32 , 32 , 32>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk8_d256_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 8 , 256>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1196
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d80_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1289
+extern "C" void mslemu_k_attention_fwd_bq16_bk32_d80_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < half , 32 , 32 , 80 >(
-      ::mslemu::bind<device const half *>(b[0]),
-      ::mslemu::bind<device const half *>(b[1]),
-      ::mslemu::bind<device const half *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const half *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device half *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d80_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 32 , 32 , 80>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1203
-extern "C" void mslemu_k_attention_fwd_bq16_bk24_d256_bf16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_fwd < bfloat , 16 , 24 , 256 >(
-      ::mslemu::bind<device const bfloat *>(b[0]),
-      ::mslemu::bind<device const bfloat *>(b[1]),
-      ::mslemu::bind<device const bfloat *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device bfloat *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_fwd_bq16_bk24_d256_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 24 , 256>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1210
-extern "C" void mslemu_k_attention_fwd_bq16_bk48_d128_f16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_fwd < half , 16 , 48 , 128 >(
-      ::mslemu::bind<device const half *>(b[0]),
-      ::mslemu::bind<device const half *>(b[1]),
-      ::mslemu::bind<device const half *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device half *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_fwd_bq16_bk48_d128_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 48 , 128>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1217
-extern "C" void mslemu_k_attention_fwd_bq16_bk64_d80_bf16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_fwd < bfloat , 16 , 64 , 80 >(
-      ::mslemu::bind<device const bfloat *>(b[0]),
-      ::mslemu::bind<device const bfloat *>(b[1]),
-      ::mslemu::bind<device const bfloat *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device bfloat *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_fwd_bq16_bk64_d80_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 64 , 80>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1224
-extern "C" void mslemu_k_attention_fwd_bq32_bk16_d192_f16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_fwd < half , 32 , 16 , 192 >(
-      ::mslemu::bind<device const half *>(b[0]),
-      ::mslemu::bind<device const half *>(b[1]),
-      ::mslemu::bind<device const half *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device half *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_fwd_bq32_bk16_d192_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 32 , 16 , 192>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1231
-extern "C" void mslemu_k_attention_fwd_bq32_bk32_d64_f32(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_fwd < float , 32 , 32 , 64 >(
+  attention_fwd < float , 16 , 32 , 80 >(
       ::mslemu::bind<device const float *>(b[0]),
       ::mslemu::bind<device const float *>(b[1]),
       ::mslemu::bind<device const float *>(b[2]),
@@ -525,14 +469,14 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk32_d64_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq32_bk32_d64_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 32 , 64>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk32_d80_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 32 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1238
-extern "C" void mslemu_k_attention_fwd_bq32_bk64_d32_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1296
+extern "C" void mslemu_k_attention_fwd_bq16_bk64_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < float , 32 , 64 , 32 >(
+  attention_fwd < float , 16 , 64 , 32 >(
       ::mslemu::bind<device const float *>(b[0]),
       ::mslemu::bind<device const float *>(b[1]),
       ::mslemu::bind<device const float *>(b[2]),
@@ -547,8 +491,96 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk64_d32_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq32_bk64_d32_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 64 , 32>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk64_d32_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 64 , 32>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1303
+extern "C" void mslemu_k_attention_fwd_bq16_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < float , 16 , 8 , 256 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device float *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq16_bk8_d256_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 8 , 256>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1310
+extern "C" void mslemu_k_attention_fwd_bq32_bk24_d80_f32(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < float , 32 , 24 , 80 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device float *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq32_bk24_d80_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 24 , 80>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1317
+extern "C" void mslemu_k_attention_fwd_bq32_bk48_d80_f16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < half , 32 , 48 , 80 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device half *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq32_bk48_d80_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 32 , 48 , 80>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1324
+extern "C" void mslemu_k_attention_fwd_bq32_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < float , 32 , 8 , 256 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device float *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq32_bk8_d256_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 8 , 256>(), mslemu_fcs, 11);
 }
 
 }  // namespace mslemu_src_native_msl_attention_s01

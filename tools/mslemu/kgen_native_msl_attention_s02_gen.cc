@@ -30,7 +30,7 @@ template <typename T , int BQ , int BK , int D> constexpr unsigned mslemu_mt_att
 
 template <typename T , int BQ , int BK , int D> constexpr unsigned mslemu_mt_attention_fwd() { return unsigned(BQ / 8 * 32); }
 
-// native/msl/attention.metal:1091
+// native/msl/attention.metal:1170
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 8 , 16 , 32 >(
@@ -46,6 +46,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_bf16(const mslemu_threa
       ::mslemu::bind<device bfloat *>(b[11]),
       ::mslemu::bind<device bfloat *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -55,7 +57,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 8 , 16 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1098
+// native/msl/attention.metal:1177
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 192 >(
@@ -79,7 +81,7 @@ extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d192_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 8 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1105
+// native/msl/attention.metal:1184
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 128 >(
@@ -101,7 +103,7 @@ extern "C" int mslemu_p_attention_fwd_bq16_bk8_d128_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 8 , 128>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1112
+// native/msl/attention.metal:1191
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < bfloat , 16 , 8 , 96 >(
@@ -123,7 +125,7 @@ extern "C" int mslemu_p_attention_fwd_bq16_bk8_d96_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 8 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1120
+// native/msl/attention.metal:1199
 extern "C" void mslemu_k_attention_bwd_dkdv_bq16_bk32_d192_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 16 , 32 , 192 >(
@@ -139,6 +141,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq16_bk32_d192_f16(const mslemu_thre
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -148,7 +152,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq16_bk32_d192_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 16 , 32 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1127
+// native/msl/attention.metal:1206
 extern "C" void mslemu_k_attention_bwd_dkdv_bq24_bk32_d80_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 24 , 32 , 80 >(
@@ -164,6 +168,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq24_bk32_d80_f32(const mslemu_threa
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -173,7 +179,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq24_bk32_d80_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 24 , 32 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1134
+// native/msl/attention.metal:1213
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 32 , 16 , 32 >(
@@ -189,6 +195,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d32_f32(const mslemu_threa
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -198,7 +206,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d32_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 32 , 16 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1141
+// native/msl/attention.metal:1220
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 32 , 16 , 96 >(
@@ -214,6 +222,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d96_bf16(const mslemu_thre
       ::mslemu::bind<device bfloat *>(b[11]),
       ::mslemu::bind<device bfloat *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -223,7 +233,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d96_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 32 , 16 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1148
+// native/msl/attention.metal:1227
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 32 , 32 , 32 >(
@@ -239,6 +249,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d32_f32(const mslemu_threa
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -248,7 +260,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d32_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 32 , 32 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1155
+// native/msl/attention.metal:1234
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d96_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 32 , 96 >(
@@ -264,6 +276,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d96_f16(const mslemu_threa
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -273,34 +287,10 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d96_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 32 , 32 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1162
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk24_d256_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1241
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk16_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < half , 16 , 24 , 256 >(
-      ::mslemu::bind<device const half *>(b[0]),
-      ::mslemu::bind<device const half *>(b[1]),
-      ::mslemu::bind<device const half *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const half *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device half *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk24_d256_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 24 , 256>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1169
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d32_f32(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < float , 16 , 32 , 32 >(
+  attention_bwd_dq < float , 16 , 16 , 192 >(
       ::mslemu::bind<device const float *>(b[0]),
       ::mslemu::bind<device const float *>(b[1]),
       ::mslemu::bind<device const float *>(b[2]),
@@ -317,62 +307,14 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d32_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d32_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 32 , 32>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk16_d192_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 16 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1176
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d96_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1248
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d192_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < bfloat , 16 , 32 , 96 >(
-      ::mslemu::bind<device const bfloat *>(b[0]),
-      ::mslemu::bind<device const bfloat *>(b[1]),
-      ::mslemu::bind<device const bfloat *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const bfloat *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device bfloat *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d96_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 32 , 96>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1183
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk16_d256_bf16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < bfloat , 32 , 16 , 256 >(
-      ::mslemu::bind<device const bfloat *>(b[0]),
-      ::mslemu::bind<device const bfloat *>(b[1]),
-      ::mslemu::bind<device const bfloat *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const bfloat *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device bfloat *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk16_d256_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 32 , 16 , 256>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1190
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d32_f16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < half , 32 , 32 , 32 >(
+  attention_bwd_dq < half , 16 , 32 , 192 >(
       ::mslemu::bind<device const half *>(b[0]),
       ::mslemu::bind<device const half *>(b[1]),
       ::mslemu::bind<device const half *>(b[2]),
@@ -389,14 +331,14 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d32_f16(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d32_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 32 , 32 , 32>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d192_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 32 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1197
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d96_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1255
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d80_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < bfloat , 32 , 32 , 96 >(
+  attention_bwd_dq < bfloat , 16 , 32 , 80 >(
       ::mslemu::bind<device const bfloat *>(b[0]),
       ::mslemu::bind<device const bfloat *>(b[1]),
       ::mslemu::bind<device const bfloat *>(b[2]),
@@ -413,36 +355,86 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d96_bf16(const mslemu_thread
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d96_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 32 , 32 , 96>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d80_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 32 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1204
-extern "C" void mslemu_k_attention_fwd_bq16_bk24_d256_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1262
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk16_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < half , 16 , 24 , 256 >(
-      ::mslemu::bind<device const half *>(b[0]),
-      ::mslemu::bind<device const half *>(b[1]),
-      ::mslemu::bind<device const half *>(b[2]),
+  attention_bwd_dq < float , 32 , 16 , 128 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device half *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device float *>(b[10]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq16_bk24_d256_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 24 , 256>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk16_d128_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 16 , 128>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1211
-extern "C" void mslemu_k_attention_fwd_bq16_bk48_d64_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1269
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d128_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < float , 16 , 48 , 64 >(
+  attention_bwd_dq < bfloat , 32 , 32 , 128 >(
+      ::mslemu::bind<device const bfloat *>(b[0]),
+      ::mslemu::bind<device const bfloat *>(b[1]),
+      ::mslemu::bind<device const bfloat *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const bfloat *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device bfloat *>(b[10]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d128_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 32 , 32 , 128>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1276
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f32(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_bwd_dq < float , 32 , 32 , 64 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device float *>(b[10]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d64_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 32 , 64>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1283
+extern "C" void mslemu_k_attention_fwd_bq16_bk16_d192_f32(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < float , 16 , 16 , 192 >(
       ::mslemu::bind<device const float *>(b[0]),
       ::mslemu::bind<device const float *>(b[1]),
       ::mslemu::bind<device const float *>(b[2]),
@@ -457,21 +449,21 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk48_d64_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq16_bk48_d64_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 48 , 64>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk16_d192_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 16 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1218
-extern "C" void mslemu_k_attention_fwd_bq16_bk64_d80_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1290
+extern "C" void mslemu_k_attention_fwd_bq16_bk32_d96_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < half , 16 , 64 , 80 >(
-      ::mslemu::bind<device const half *>(b[0]),
-      ::mslemu::bind<device const half *>(b[1]),
-      ::mslemu::bind<device const half *>(b[2]),
+  attention_fwd < float , 16 , 32 , 96 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device half *>(b[6]),
+      ::mslemu::bind<device float *>(b[6]),
       ::mslemu::bind<device float *>(b[7]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
@@ -479,14 +471,14 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk64_d80_f16(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq16_bk64_d80_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 64 , 80>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk32_d96_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 32 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1225
-extern "C" void mslemu_k_attention_fwd_bq32_bk16_d256_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1297
+extern "C" void mslemu_k_attention_fwd_bq16_bk64_d64_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < bfloat , 32 , 16 , 256 >(
+  attention_fwd < bfloat , 16 , 64 , 64 >(
       ::mslemu::bind<device const bfloat *>(b[0]),
       ::mslemu::bind<device const bfloat *>(b[1]),
       ::mslemu::bind<device const bfloat *>(b[2]),
@@ -501,14 +493,36 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk16_d256_bf16(const mslemu_thread* 
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq32_bk16_d256_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 16 , 256>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk64_d64_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 64 , 64>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1232
-extern "C" void mslemu_k_attention_fwd_bq32_bk40_d96_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1304
+extern "C" void mslemu_k_attention_fwd_bq32_bk16_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < bfloat , 32 , 40 , 96 >(
+  attention_fwd < float , 32 , 16 , 128 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device float *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq32_bk16_d128_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 16 , 128>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1311
+extern "C" void mslemu_k_attention_fwd_bq32_bk32_d128_bf16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < bfloat , 32 , 32 , 128 >(
       ::mslemu::bind<device const bfloat *>(b[0]),
       ::mslemu::bind<device const bfloat *>(b[1]),
       ::mslemu::bind<device const bfloat *>(b[2]),
@@ -523,14 +537,14 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk40_d96_bf16(const mslemu_thread* t
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq32_bk40_d96_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 40 , 96>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq32_bk32_d128_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 32 , 128>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1239
-extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1318
+extern "C" void mslemu_k_attention_fwd_bq32_bk64_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < bfloat , 32 , 64 , 64 >(
+  attention_fwd < bfloat , 32 , 64 , 32 >(
       ::mslemu::bind<device const bfloat *>(b[0]),
       ::mslemu::bind<device const bfloat *>(b[1]),
       ::mslemu::bind<device const bfloat *>(b[2]),
@@ -545,8 +559,8 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_bf16(const mslemu_thread* t
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq32_bk64_d64_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 64 , 64>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq32_bk64_d32_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 64 , 32>(), mslemu_fcs, 11);
 }
 
 }  // namespace mslemu_src_native_msl_attention_s02

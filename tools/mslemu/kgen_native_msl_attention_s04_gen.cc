@@ -32,7 +32,7 @@ template <typename T , int BQ , int BK , int D> constexpr unsigned mslemu_mt_att
 
 template <typename T> constexpr unsigned mslemu_mt_attention_bwd_delta() { return unsigned(8 * 32); }
 
-// native/msl/attention.metal:1093
+// native/msl/attention.metal:1172
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 32 >(
@@ -48,6 +48,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d32_f32(const mslemu_thread
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -57,7 +59,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d32_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 8 , 16 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1100
+// native/msl/attention.metal:1179
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < half , 16 , 8 , 32 >(
@@ -81,7 +83,7 @@ extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d32_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 8 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1107
+// native/msl/attention.metal:1186
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < bfloat , 16 , 8 , 32 >(
@@ -103,7 +105,7 @@ extern "C" int mslemu_p_attention_fwd_bq16_bk8_d32_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 8 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1115
+// native/msl/attention.metal:1194
 extern "C" void mslemu_k_attention_bwd_delta_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_delta < half >(
@@ -119,7 +121,7 @@ extern "C" int mslemu_p_attention_bwd_delta_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_delta<half>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1122
+// native/msl/attention.metal:1201
 extern "C" void mslemu_k_attention_bwd_dkdv_bq16_bk32_d256_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 16 , 32 , 256 >(
@@ -135,6 +137,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq16_bk32_d256_f16(const mslemu_thre
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -144,7 +148,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq16_bk32_d256_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 16 , 32 , 256>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1129
+// native/msl/attention.metal:1208
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 16 , 128 >(
@@ -160,6 +164,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d128_f16(const mslemu_thre
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -169,7 +175,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d128_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 32 , 16 , 128>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1136
+// native/msl/attention.metal:1215
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 16 , 64 >(
@@ -185,6 +191,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f16(const mslemu_threa
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -194,7 +202,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d64_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 32 , 16 , 64>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1143
+// native/msl/attention.metal:1222
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d96_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 32 , 16 , 96 >(
@@ -210,6 +218,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d96_f32(const mslemu_threa
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -219,7 +229,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d96_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 32 , 16 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1150
+// native/msl/attention.metal:1229
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 32 , 64 >(
@@ -235,6 +245,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f16(const mslemu_threa
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -244,7 +256,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 32 , 32 , 64>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1157
+// native/msl/attention.metal:1236
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk32_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 32 , 192 >(
@@ -260,6 +272,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk32_d192_f32(const mslemu_threa
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -269,106 +283,10 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk32_d192_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 8 , 32 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1164
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d128_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1243
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk24_d256_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < half , 16 , 32 , 128 >(
-      ::mslemu::bind<device const half *>(b[0]),
-      ::mslemu::bind<device const half *>(b[1]),
-      ::mslemu::bind<device const half *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const half *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device half *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d128_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 32 , 128>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1171
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d64_f16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < half , 16 , 32 , 64 >(
-      ::mslemu::bind<device const half *>(b[0]),
-      ::mslemu::bind<device const half *>(b[1]),
-      ::mslemu::bind<device const half *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const half *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device half *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d64_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 32 , 64>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1178
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d96_f32(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < float , 16 , 32 , 96 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const float *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device float *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d96_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 32 , 96>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1185
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk16_d96_f32(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < float , 32 , 16 , 96 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const float *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device float *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk16_d96_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 16 , 96>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1192
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < bfloat , 32 , 32 , 64 >(
+  attention_bwd_dq < bfloat , 16 , 24 , 256 >(
       ::mslemu::bind<device const bfloat *>(b[0]),
       ::mslemu::bind<device const bfloat *>(b[1]),
       ::mslemu::bind<device const bfloat *>(b[2]),
@@ -385,14 +303,38 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_bf16(const mslemu_thread
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d64_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 32 , 32 , 64>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk24_d256_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 24 , 256>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1199
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk8_d192_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1250
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < float , 32 , 8 , 192 >(
+  attention_bwd_dq < half , 16 , 32 , 32 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const half *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device half *>(b[10]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d32_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 32 , 32>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1257
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d80_f32(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_bwd_dq < float , 16 , 32 , 80 >(
       ::mslemu::bind<device const float *>(b[0]),
       ::mslemu::bind<device const float *>(b[1]),
       ::mslemu::bind<device const float *>(b[2]),
@@ -409,102 +351,86 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk8_d192_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk8_d192_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 8 , 192>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d80_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 32 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1206
-extern "C" void mslemu_k_attention_fwd_bq16_bk32_d192_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1264
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk16_d192_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < half , 16 , 32 , 192 >(
+  attention_bwd_dq < half , 32 , 16 , 192 >(
       ::mslemu::bind<device const half *>(b[0]),
       ::mslemu::bind<device const half *>(b[1]),
       ::mslemu::bind<device const half *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device half *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const half *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device half *>(b[10]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq16_bk32_d192_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 32 , 192>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk16_d192_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 32 , 16 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1213
-extern "C" void mslemu_k_attention_fwd_bq16_bk64_d32_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1271
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < half , 16 , 64 , 32 >(
+  attention_bwd_dq < bfloat , 32 , 32 , 32 >(
+      ::mslemu::bind<device const bfloat *>(b[0]),
+      ::mslemu::bind<device const bfloat *>(b[1]),
+      ::mslemu::bind<device const bfloat *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const bfloat *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device bfloat *>(b[10]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d32_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 32 , 32 , 32>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1278
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d80_f16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_bwd_dq < half , 32 , 32 , 80 >(
       ::mslemu::bind<device const half *>(b[0]),
       ::mslemu::bind<device const half *>(b[1]),
       ::mslemu::bind<device const half *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device half *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const half *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device half *>(b[10]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq16_bk64_d32_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 64 , 32>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d80_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 32 , 32 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1220
-extern "C" void mslemu_k_attention_fwd_bq16_bk64_d96_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1285
+extern "C" void mslemu_k_attention_fwd_bq16_bk24_d256_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < half , 16 , 64 , 96 >(
-      ::mslemu::bind<device const half *>(b[0]),
-      ::mslemu::bind<device const half *>(b[1]),
-      ::mslemu::bind<device const half *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device half *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_fwd_bq16_bk64_d96_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 64 , 96>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1227
-extern "C" void mslemu_k_attention_fwd_bq32_bk16_d96_f32(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_fwd < float , 32 , 16 , 96 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device float *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_fwd_bq32_bk16_d96_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 16 , 96>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1234
-extern "C" void mslemu_k_attention_fwd_bq32_bk48_d80_bf16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_fwd < bfloat , 32 , 48 , 80 >(
+  attention_fwd < bfloat , 16 , 24 , 256 >(
       ::mslemu::bind<device const bfloat *>(b[0]),
       ::mslemu::bind<device const bfloat *>(b[1]),
       ::mslemu::bind<device const bfloat *>(b[2]),
@@ -519,14 +445,80 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk48_d80_bf16(const mslemu_thread* t
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq32_bk48_d80_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 48 , 80>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk24_d256_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 24 , 256>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1241
-extern "C" void mslemu_k_attention_fwd_bq32_bk8_d192_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1292
+extern "C" void mslemu_k_attention_fwd_bq16_bk48_d128_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < float , 32 , 8 , 192 >(
+  attention_fwd < half , 16 , 48 , 128 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device half *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq16_bk48_d128_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 48 , 128>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1299
+extern "C" void mslemu_k_attention_fwd_bq16_bk64_d80_bf16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < bfloat , 16 , 64 , 80 >(
+      ::mslemu::bind<device const bfloat *>(b[0]),
+      ::mslemu::bind<device const bfloat *>(b[1]),
+      ::mslemu::bind<device const bfloat *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device bfloat *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq16_bk64_d80_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 64 , 80>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1306
+extern "C" void mslemu_k_attention_fwd_bq32_bk16_d192_f16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < half , 32 , 16 , 192 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device half *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq32_bk16_d192_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 32 , 16 , 192>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1313
+extern "C" void mslemu_k_attention_fwd_bq32_bk32_d64_f32(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < float , 32 , 32 , 64 >(
       ::mslemu::bind<device const float *>(b[0]),
       ::mslemu::bind<device const float *>(b[1]),
       ::mslemu::bind<device const float *>(b[2]),
@@ -541,8 +533,30 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk8_d192_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq32_bk8_d192_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 8 , 192>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq32_bk32_d64_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 32 , 64>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1320
+extern "C" void mslemu_k_attention_fwd_bq32_bk64_d32_f32(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < float , 32 , 64 , 32 >(
+      ::mslemu::bind<device const float *>(b[0]),
+      ::mslemu::bind<device const float *>(b[1]),
+      ::mslemu::bind<device const float *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device float *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq32_bk64_d32_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 64 , 32>(), mslemu_fcs, 11);
 }
 
 }  // namespace mslemu_src_native_msl_attention_s04

@@ -32,7 +32,7 @@ template <typename T , int BQ , int BK , int D> constexpr unsigned mslemu_mt_att
 
 template <typename T> constexpr unsigned mslemu_mt_attention_bwd_delta() { return unsigned(8 * 32); }
 
-// native/msl/attention.metal:1094
+// native/msl/attention.metal:1173
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 16 , 64 >(
@@ -48,6 +48,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d64_f32(const mslemu_thread
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -57,7 +59,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d64_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 8 , 16 , 64>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1101
+// native/msl/attention.metal:1180
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 32 >(
@@ -81,7 +83,7 @@ extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d32_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 8 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1108
+// native/msl/attention.metal:1187
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < half , 16 , 8 , 32 >(
@@ -103,7 +105,7 @@ extern "C" int mslemu_p_attention_fwd_bq16_bk8_d32_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 8 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1116
+// native/msl/attention.metal:1195
 extern "C" void mslemu_k_attention_bwd_delta_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_delta < float >(
@@ -119,7 +121,7 @@ extern "C" int mslemu_p_attention_bwd_delta_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_delta<float>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1123
+// native/msl/attention.metal:1202
 extern "C" void mslemu_k_attention_bwd_dkdv_bq16_bk32_d96_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 16 , 32 , 96 >(
@@ -135,6 +137,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq16_bk32_d96_f32(const mslemu_threa
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -144,7 +148,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq16_bk32_d96_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 16 , 32 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1130
+// native/msl/attention.metal:1209
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d192_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 32 , 16 , 192 >(
@@ -160,6 +164,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d192_bf16(const mslemu_thr
       ::mslemu::bind<device bfloat *>(b[11]),
       ::mslemu::bind<device bfloat *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -169,7 +175,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d192_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 32 , 16 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1137
+// native/msl/attention.metal:1216
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 32 , 16 , 64 >(
@@ -185,6 +191,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d64_f32(const mslemu_threa
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -194,7 +202,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d64_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 32 , 16 , 64>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1144
+// native/msl/attention.metal:1223
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d128_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 32 , 32 , 128 >(
@@ -210,6 +218,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d128_bf16(const mslemu_thr
       ::mslemu::bind<device bfloat *>(b[11]),
       ::mslemu::bind<device bfloat *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -219,7 +229,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d128_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 32 , 32 , 128>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1151
+// native/msl/attention.metal:1230
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 32 , 32 , 64 >(
@@ -235,6 +245,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d64_f32(const mslemu_threa
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -244,7 +256,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d64_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 32 , 32 , 64>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1158
+// native/msl/attention.metal:1237
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk32_d256_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 8 , 32 , 256 >(
@@ -260,6 +272,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk32_d256_f32(const mslemu_threa
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -269,106 +283,10 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk32_d256_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 8 , 32 , 256>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1165
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d192_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1244
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk24_d256_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < bfloat , 16 , 32 , 192 >(
-      ::mslemu::bind<device const bfloat *>(b[0]),
-      ::mslemu::bind<device const bfloat *>(b[1]),
-      ::mslemu::bind<device const bfloat *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const bfloat *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device bfloat *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d192_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 32 , 192>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1172
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d64_f32(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < float , 16 , 32 , 64 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const float *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device float *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d64_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 32 , 64>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1179
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < float , 16 , 8 , 256 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const float *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device float *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d256_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 8 , 256>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1186
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk24_d80_f32(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < float , 32 , 24 , 80 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const float *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device float *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk24_d80_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 24 , 80>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1193
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < half , 32 , 32 , 64 >(
+  attention_bwd_dq < half , 16 , 24 , 256 >(
       ::mslemu::bind<device const half *>(b[0]),
       ::mslemu::bind<device const half *>(b[1]),
       ::mslemu::bind<device const half *>(b[2]),
@@ -385,14 +303,14 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f16(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d64_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 32 , 32 , 64>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk24_d256_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 24 , 256>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1200
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1251
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < float , 32 , 8 , 256 >(
+  attention_bwd_dq < float , 16 , 32 , 32 >(
       ::mslemu::bind<device const float *>(b[0]),
       ::mslemu::bind<device const float *>(b[1]),
       ::mslemu::bind<device const float *>(b[2]),
@@ -409,102 +327,110 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk8_d256_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk8_d256_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 8 , 256>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d32_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 32 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1207
-extern "C" void mslemu_k_attention_fwd_bq16_bk32_d80_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1258
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < float , 16 , 32 , 80 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
+  attention_bwd_dq < bfloat , 16 , 32 , 96 >(
+      ::mslemu::bind<device const bfloat *>(b[0]),
+      ::mslemu::bind<device const bfloat *>(b[1]),
+      ::mslemu::bind<device const bfloat *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device float *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const bfloat *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device bfloat *>(b[10]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq16_bk32_d80_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 32 , 80>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d96_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 32 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1214
-extern "C" void mslemu_k_attention_fwd_bq16_bk64_d32_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1265
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk16_d256_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < float , 16 , 64 , 32 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
+  attention_bwd_dq < bfloat , 32 , 16 , 256 >(
+      ::mslemu::bind<device const bfloat *>(b[0]),
+      ::mslemu::bind<device const bfloat *>(b[1]),
+      ::mslemu::bind<device const bfloat *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device float *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const bfloat *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device bfloat *>(b[10]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq16_bk64_d32_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 64 , 32>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk16_d256_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 32 , 16 , 256>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1221
-extern "C" void mslemu_k_attention_fwd_bq16_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1272
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d32_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < float , 16 , 8 , 256 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
+  attention_bwd_dq < half , 32 , 32 , 32 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device float *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const half *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device half *>(b[10]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq16_bk8_d256_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 8 , 256>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d32_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 32 , 32 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1228
-extern "C" void mslemu_k_attention_fwd_bq32_bk24_d80_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1279
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < float , 32 , 24 , 80 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
+  attention_bwd_dq < bfloat , 32 , 32 , 96 >(
+      ::mslemu::bind<device const bfloat *>(b[0]),
+      ::mslemu::bind<device const bfloat *>(b[1]),
+      ::mslemu::bind<device const bfloat *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device float *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const bfloat *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device bfloat *>(b[10]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq32_bk24_d80_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 24 , 80>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d96_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 32 , 32 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1235
-extern "C" void mslemu_k_attention_fwd_bq32_bk48_d80_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1286
+extern "C" void mslemu_k_attention_fwd_bq16_bk24_d256_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < half , 32 , 48 , 80 >(
+  attention_fwd < half , 16 , 24 , 256 >(
       ::mslemu::bind<device const half *>(b[0]),
       ::mslemu::bind<device const half *>(b[1]),
       ::mslemu::bind<device const half *>(b[2]),
@@ -519,14 +445,14 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk48_d80_f16(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq32_bk48_d80_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 32 , 48 , 80>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk24_d256_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 24 , 256>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1242
-extern "C" void mslemu_k_attention_fwd_bq32_bk8_d256_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1293
+extern "C" void mslemu_k_attention_fwd_bq16_bk48_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < float , 32 , 8 , 256 >(
+  attention_fwd < float , 16 , 48 , 64 >(
       ::mslemu::bind<device const float *>(b[0]),
       ::mslemu::bind<device const float *>(b[1]),
       ::mslemu::bind<device const float *>(b[2]),
@@ -541,8 +467,96 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk8_d256_f32(const mslemu_thread* t,
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq32_bk8_d256_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 8 , 256>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk48_d64_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 48 , 64>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1300
+extern "C" void mslemu_k_attention_fwd_bq16_bk64_d80_f16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < half , 16 , 64 , 80 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device half *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq16_bk64_d80_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 16 , 64 , 80>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1307
+extern "C" void mslemu_k_attention_fwd_bq32_bk16_d256_bf16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < bfloat , 32 , 16 , 256 >(
+      ::mslemu::bind<device const bfloat *>(b[0]),
+      ::mslemu::bind<device const bfloat *>(b[1]),
+      ::mslemu::bind<device const bfloat *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device bfloat *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq32_bk16_d256_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 16 , 256>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1314
+extern "C" void mslemu_k_attention_fwd_bq32_bk40_d96_bf16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < bfloat , 32 , 40 , 96 >(
+      ::mslemu::bind<device const bfloat *>(b[0]),
+      ::mslemu::bind<device const bfloat *>(b[1]),
+      ::mslemu::bind<device const bfloat *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device bfloat *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq32_bk40_d96_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 40 , 96>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1321
+extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_bf16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < bfloat , 32 , 64 , 64 >(
+      ::mslemu::bind<device const bfloat *>(b[0]),
+      ::mslemu::bind<device const bfloat *>(b[1]),
+      ::mslemu::bind<device const bfloat *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device bfloat *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq32_bk64_d64_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 64 , 64>(), mslemu_fcs, 11);
 }
 
 }  // namespace mslemu_src_native_msl_attention_s05

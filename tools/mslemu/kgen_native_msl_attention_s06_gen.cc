@@ -30,7 +30,9 @@ template <typename T , int BQ , int BK , int D> constexpr unsigned mslemu_mt_att
 
 template <typename T , int BQ , int BK , int D> constexpr unsigned mslemu_mt_attention_fwd() { return unsigned(BQ / 8 * 32); }
 
-// native/msl/attention.metal:1095
+template <typename T> constexpr unsigned mslemu_mt_attention_bwd_dkdv_reduce() { return unsigned(256); }
+
+// native/msl/attention.metal:1174
 extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d80_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 8 , 16 , 80 >(
@@ -46,6 +48,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq8_bk16_d80_f16(const mslemu_thread
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -55,7 +59,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq8_bk16_d80_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 8 , 16 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1102
+// native/msl/attention.metal:1181
 extern "C" void mslemu_k_attention_bwd_dq_bq16_bk8_d64_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dq < float , 16 , 8 , 64 >(
@@ -79,7 +83,7 @@ extern "C" int mslemu_p_attention_bwd_dq_bq16_bk8_d64_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 8 , 64>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1109
+// native/msl/attention.metal:1188
 extern "C" void mslemu_k_attention_fwd_bq16_bk8_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_fwd < float , 16 , 8 , 32 >(
@@ -101,7 +105,7 @@ extern "C" int mslemu_p_attention_fwd_bq16_bk8_d32_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 8 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1117
+// native/msl/attention.metal:1196
 extern "C" void mslemu_k_attention_bwd_dkdv_bq16_bk16_d192_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 16 , 16 , 192 >(
@@ -117,6 +121,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq16_bk16_d192_f32(const mslemu_thre
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -126,7 +132,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq16_bk16_d192_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 16 , 16 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1124
+// native/msl/attention.metal:1203
 extern "C" void mslemu_k_attention_bwd_dkdv_bq24_bk16_d128_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < float , 24 , 16 , 128 >(
@@ -142,6 +148,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq24_bk16_d128_f32(const mslemu_thre
       ::mslemu::bind<device float *>(b[11]),
       ::mslemu::bind<device float *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -151,7 +159,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq24_bk16_d128_f32(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<float , 24 , 16 , 128>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1131
+// native/msl/attention.metal:1210
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d192_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 16 , 192 >(
@@ -167,6 +175,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d192_f16(const mslemu_thre
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -176,7 +186,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d192_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 32 , 16 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1138
+// native/msl/attention.metal:1217
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d80_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 32 , 16 , 80 >(
@@ -192,6 +202,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk16_d80_bf16(const mslemu_thre
       ::mslemu::bind<device bfloat *>(b[11]),
       ::mslemu::bind<device bfloat *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -201,7 +213,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk16_d80_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 32 , 16 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1145
+// native/msl/attention.metal:1224
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d128_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < half , 32 , 32 , 128 >(
@@ -217,6 +229,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d128_f16(const mslemu_thre
       ::mslemu::bind<device half *>(b[11]),
       ::mslemu::bind<device half *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -226,7 +240,7 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d128_f16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<half , 32 , 32 , 128>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1152
+// native/msl/attention.metal:1231
 extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d80_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
   attention_bwd_dkdv < bfloat , 32 , 32 , 80 >(
@@ -242,6 +256,8 @@ extern "C" void mslemu_k_attention_bwd_dkdv_bq32_bk32_d80_bf16(const mslemu_thre
       ::mslemu::bind<device bfloat *>(b[11]),
       ::mslemu::bind<device bfloat *>(b[12]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device float *>(b[14]),
+      ::mslemu::bind<device float *>(b[15]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
@@ -251,34 +267,74 @@ extern "C" int mslemu_p_attention_bwd_dkdv_bq32_bk32_d80_bf16(mslemu_prep* p) {
   return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv<bfloat , 32 , 32 , 80>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1159
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk16_d192_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1238
+extern "C" void mslemu_k_attention_bwd_dkdv_reduce_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < float , 16 , 16 , 192 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
+  attention_bwd_dkdv_reduce < bfloat >(
+      ::mslemu::bind<device bfloat *>(b[11]),
+      ::mslemu::bind<device bfloat *>(b[12]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::bind<device const float *>(b[14]),
+      ::mslemu::bind<device const float *>(b[15]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dkdv_reduce_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dkdv_reduce<bfloat>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1245
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d128_bf16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_bwd_dq < bfloat , 16 , 32 , 128 >(
+      ::mslemu::bind<device const bfloat *>(b[0]),
+      ::mslemu::bind<device const bfloat *>(b[1]),
+      ::mslemu::bind<device const bfloat *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
       ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const float *>(b[8]),
+      ::mslemu::bind<device const bfloat *>(b[8]),
       ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device float *>(b[10]),
+      ::mslemu::bind<device bfloat *>(b[10]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk16_d192_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 16 , 16 , 192>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d128_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 32 , 128>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1166
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d192_f16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1252
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d64_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < half , 16 , 32 , 192 >(
+  attention_bwd_dq < bfloat , 16 , 32 , 64 >(
+      ::mslemu::bind<device const bfloat *>(b[0]),
+      ::mslemu::bind<device const bfloat *>(b[1]),
+      ::mslemu::bind<device const bfloat *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const bfloat *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device bfloat *>(b[10]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d64_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 32 , 64>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1259
+extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d96_f16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_bwd_dq < half , 16 , 32 , 96 >(
       ::mslemu::bind<device const half *>(b[0]),
       ::mslemu::bind<device const half *>(b[1]),
       ::mslemu::bind<device const half *>(b[2]),
@@ -295,86 +351,38 @@ extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d192_f16(const mslemu_thread
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d192_f16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 32 , 192>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d96_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 16 , 32 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1173
-extern "C" void mslemu_k_attention_bwd_dq_bq16_bk32_d80_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1266
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk16_d256_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < bfloat , 16 , 32 , 80 >(
-      ::mslemu::bind<device const bfloat *>(b[0]),
-      ::mslemu::bind<device const bfloat *>(b[1]),
-      ::mslemu::bind<device const bfloat *>(b[2]),
+  attention_bwd_dq < half , 32 , 16 , 256 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
       ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const bfloat *>(b[8]),
+      ::mslemu::bind<device const half *>(b[8]),
       ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device bfloat *>(b[10]),
+      ::mslemu::bind<device half *>(b[10]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq16_bk32_d80_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 16 , 32 , 80>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk16_d256_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 32 , 16 , 256>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1180
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk16_d128_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1273
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d32_f32(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_bwd_dq < float , 32 , 16 , 128 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const float *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device float *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk16_d128_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 16 , 128>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1187
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d128_bf16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < bfloat , 32 , 32 , 128 >(
-      ::mslemu::bind<device const bfloat *>(b[0]),
-      ::mslemu::bind<device const bfloat *>(b[1]),
-      ::mslemu::bind<device const bfloat *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device const float *>(b[7]),
-      ::mslemu::bind<device const bfloat *>(b[8]),
-      ::mslemu::bind<device const float *>(b[9]),
-      ::mslemu::bind<device bfloat *>(b[10]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d128_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<bfloat , 32 , 32 , 128>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1194
-extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f32(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_bwd_dq < float , 32 , 32 , 64 >(
+  attention_bwd_dq < float , 32 , 32 , 32 >(
       ::mslemu::bind<device const float *>(b[0]),
       ::mslemu::bind<device const float *>(b[1]),
       ::mslemu::bind<device const float *>(b[2]),
@@ -391,58 +399,38 @@ extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d64_f32(const mslemu_thread*
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d64_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 32 , 64>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d32_f32(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<float , 32 , 32 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1201
-extern "C" void mslemu_k_attention_fwd_bq16_bk16_d192_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1280
+extern "C" void mslemu_k_attention_bwd_dq_bq32_bk32_d96_f16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < float , 16 , 16 , 192 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
+  attention_bwd_dq < half , 32 , 32 , 96 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
       ::mslemu::bind<device const uchar *>(b[3]),
       ::mslemu::bind<device const int *>(b[4]),
       ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device float *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<device const float *>(b[7]),
+      ::mslemu::bind<device const half *>(b[8]),
+      ::mslemu::bind<device const float *>(b[9]),
+      ::mslemu::bind<device half *>(b[10]),
       ::mslemu::bind<constant AttentionParams &>(b[13]),
       ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
       ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq16_bk16_d192_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 16 , 192>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_bwd_dq_bq32_bk32_d96_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_bwd_dq<half , 32 , 32 , 96>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1208
-extern "C" void mslemu_k_attention_fwd_bq16_bk32_d96_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1287
+extern "C" void mslemu_k_attention_fwd_bq16_bk32_d192_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < float , 16 , 32 , 96 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device float *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_fwd_bq16_bk32_d96_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 16 , 32 , 96>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1215
-extern "C" void mslemu_k_attention_fwd_bq16_bk64_d64_bf16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_fwd < bfloat , 16 , 64 , 64 >(
+  attention_fwd < bfloat , 16 , 32 , 192 >(
       ::mslemu::bind<device const bfloat *>(b[0]),
       ::mslemu::bind<device const bfloat *>(b[1]),
       ::mslemu::bind<device const bfloat *>(b[2]),
@@ -457,36 +445,14 @@ extern "C" void mslemu_k_attention_fwd_bq16_bk64_d64_bf16(const mslemu_thread* t
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq16_bk64_d64_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 64 , 64>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk32_d192_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 32 , 192>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1222
-extern "C" void mslemu_k_attention_fwd_bq32_bk16_d128_f32(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1294
+extern "C" void mslemu_k_attention_fwd_bq16_bk64_d32_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < float , 32 , 16 , 128 >(
-      ::mslemu::bind<device const float *>(b[0]),
-      ::mslemu::bind<device const float *>(b[1]),
-      ::mslemu::bind<device const float *>(b[2]),
-      ::mslemu::bind<device const uchar *>(b[3]),
-      ::mslemu::bind<device const int *>(b[4]),
-      ::mslemu::bind<device const int *>(b[5]),
-      ::mslemu::bind<device float *>(b[6]),
-      ::mslemu::bind<device float *>(b[7]),
-      ::mslemu::bind<constant AttentionParams &>(b[13]),
-      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
-      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
-      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
-      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
-}
-extern "C" int mslemu_p_attention_fwd_bq32_bk16_d128_f32(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<float , 32 , 16 , 128>(), mslemu_fcs, 11);
-}
-
-// native/msl/attention.metal:1229
-extern "C" void mslemu_k_attention_fwd_bq32_bk32_d128_bf16(const mslemu_thread* t, void* const* b) {
-  (void)b;
-  attention_fwd < bfloat , 32 , 32 , 128 >(
+  attention_fwd < bfloat , 16 , 64 , 32 >(
       ::mslemu::bind<device const bfloat *>(b[0]),
       ::mslemu::bind<device const bfloat *>(b[1]),
       ::mslemu::bind<device const bfloat *>(b[2]),
@@ -501,14 +467,14 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk32_d128_bf16(const mslemu_thread* 
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq32_bk32_d128_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 32 , 128>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk64_d32_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 64 , 32>(), mslemu_fcs, 11);
 }
 
-// native/msl/attention.metal:1236
-extern "C" void mslemu_k_attention_fwd_bq32_bk64_d32_bf16(const mslemu_thread* t, void* const* b) {
+// native/msl/attention.metal:1301
+extern "C" void mslemu_k_attention_fwd_bq16_bk64_d96_bf16(const mslemu_thread* t, void* const* b) {
   (void)b;
-  attention_fwd < bfloat , 32 , 64 , 32 >(
+  attention_fwd < bfloat , 16 , 64 , 96 >(
       ::mslemu::bind<device const bfloat *>(b[0]),
       ::mslemu::bind<device const bfloat *>(b[1]),
       ::mslemu::bind<device const bfloat *>(b[2]),
@@ -523,8 +489,74 @@ extern "C" void mslemu_k_attention_fwd_bq32_bk64_d32_bf16(const mslemu_thread* t
       ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
       ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
 }
-extern "C" int mslemu_p_attention_fwd_bq32_bk64_d32_bf16(mslemu_prep* p) {
-  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 32 , 64 , 32>(), mslemu_fcs, 11);
+extern "C" int mslemu_p_attention_fwd_bq16_bk64_d96_bf16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<bfloat , 16 , 64 , 96>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1308
+extern "C" void mslemu_k_attention_fwd_bq32_bk16_d256_f16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < half , 32 , 16 , 256 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device half *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq32_bk16_d256_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 32 , 16 , 256>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1315
+extern "C" void mslemu_k_attention_fwd_bq32_bk40_d96_f16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < half , 32 , 40 , 96 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device half *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq32_bk40_d96_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 32 , 40 , 96>(), mslemu_fcs, 11);
+}
+
+// native/msl/attention.metal:1322
+extern "C" void mslemu_k_attention_fwd_bq32_bk64_d64_f16(const mslemu_thread* t, void* const* b) {
+  (void)b;
+  attention_fwd < half , 32 , 64 , 64 >(
+      ::mslemu::bind<device const half *>(b[0]),
+      ::mslemu::bind<device const half *>(b[1]),
+      ::mslemu::bind<device const half *>(b[2]),
+      ::mslemu::bind<device const uchar *>(b[3]),
+      ::mslemu::bind<device const int *>(b[4]),
+      ::mslemu::bind<device const int *>(b[5]),
+      ::mslemu::bind<device half *>(b[6]),
+      ::mslemu::bind<device float *>(b[7]),
+      ::mslemu::bind<constant AttentionParams &>(b[13]),
+      ::mslemu::pos<uint3>(t->threadgroup_position_in_grid),
+      ::mslemu::pos<uint>(t->thread_index_in_threadgroup),
+      ::mslemu::pos<uint>(t->thread_index_in_simdgroup),
+      ::mslemu::pos<uint>(t->simdgroup_index_in_threadgroup));
+}
+extern "C" int mslemu_p_attention_fwd_bq32_bk64_d64_f16(mslemu_prep* p) {
+  return ::mslemu::prepare(p, mslemu_mt_attention_fwd<half , 32 , 64 , 64>(), mslemu_fcs, 11);
 }
 
 }  // namespace mslemu_src_native_msl_attention_s06

@@ -49,7 +49,7 @@ func assertLogsumexp(t *testing.T, name string, got, want []float64, tol float64
 // table lookup itself is exercised), the test tiles otherwise.
 func planFor(t *testing.T, c *testCase) *mslplan.Plan {
 	t.Helper()
-	r := mslplan.Request{Problem: c.p, Family: c.cfg.family}
+	r := mslplan.Request{Problem: c.p, Family: c.cfg.family, SerialDKDV: c.serial}
 	if c.cfg.family == 0 {
 		r.Family, r.Tiles = mslplan.Apple7, &c.tiles
 	}

@@ -127,6 +127,7 @@ func TestEveryInstantiation(t *testing.T) {
 		for _, in := range []mslplan.Instance{
 			{Kernel: mslplan.Forward, Tile: tl.Forward, DType: cfg.dt}, {Kernel: mslplan.Delta, DType: cfg.dt},
 			{Kernel: mslplan.DKDV, Tile: tl.DKDV, DType: cfg.dt}, {Kernel: mslplan.DQ, Tile: tl.DQ, DType: cfg.dt},
+			{Kernel: mslplan.Reduce, DType: cfg.dt},
 		} {
 			want[in.Name()] = true
 		}
@@ -141,6 +142,7 @@ func TestEveryInstantiation(t *testing.T) {
 				if c == aligned {
 					assert.True(t, pl.Constants[mslplan.FCAligned].Value, "the aligned problem must take the aligned path")
 					assert.True(t, pl.Constants[mslplan.FCVec4].Value, "the aligned problem must take the vector staging")
+					assert.True(t, pl.DKDVHeads, "the aligned problem (MQA, a few key blocks) must take the head split")
 				}
 				checkCase(t, c)
 				for _, d := range pl.Dispatches() {

@@ -79,7 +79,7 @@ var emulated = []emuConfig{
 	{tensor.BFloat16, mslplan.Apple7, 64},
 }
 
-// emulatedInstances lists the instances of emulated plus the Delta kernels.
+// emulatedInstances lists the instances of emulated plus the Delta and Reduce kernels.
 func emulatedInstances() []mslplan.Instance {
 	seen := map[string]mslplan.Instance{}
 	for _, c := range emulated {
@@ -89,6 +89,7 @@ func emulatedInstances() []mslplan.Instance {
 			{Kernel: mslplan.DKDV, Tile: t.DKDV, DType: c.dt},
 			{Kernel: mslplan.DQ, Tile: t.DQ, DType: c.dt},
 			{Kernel: mslplan.Delta, DType: c.dt},
+			{Kernel: mslplan.Reduce, DType: c.dt},
 		} {
 			seen[in.Name()] = in
 		}
@@ -151,6 +152,8 @@ func instantiationLine(in mslplan.Instance) string {
 		return fmt.Sprintf("ATTN_INSTANTIATE_DKDV(%s, %s, %d, %d, %d)\n", mslType, tn, t.BQ, t.BK, t.D)
 	case mslplan.DQ:
 		return fmt.Sprintf("ATTN_INSTANTIATE_DQ(%s, %s, %d, %d, %d)\n", mslType, tn, t.BQ, t.BK, t.D)
+	case mslplan.Reduce:
+		return fmt.Sprintf("ATTN_INSTANTIATE_DKDV_REDUCE(%s, %s)\n", mslType, tn)
 	}
 	return ""
 }

@@ -27,13 +27,15 @@ func TestParamsLayoutMatchesHeader(t *testing.T) {
 		"ATTN_BUF_O": mslplan.BufO, "ATTN_BUF_L": mslplan.BufL, "ATTN_BUF_DO": mslplan.BufDO,
 		"ATTN_BUF_DELTA": mslplan.BufDelta, "ATTN_BUF_DQ": mslplan.BufDQ, "ATTN_BUF_DK": mslplan.BufDK,
 		"ATTN_BUF_DV": mslplan.BufDV, "ATTN_BUF_PARAMS": mslplan.BufParams,
-		"ATTN_DELTA_ROWS":  mslplan.DeltaRows,
-		"ATTN_CAUSAL_NONE": mslplan.CausalNone, "ATTN_CAUSAL_TOP_LEFT": mslplan.CausalTopLeft,
+		"ATTN_BUF_DK_PART": mslplan.BufDKPart, "ATTN_BUF_DV_PART": mslplan.BufDVPart,
+		"ATTN_REDUCE_THREADS": mslplan.ReduceThreads,
+		"ATTN_DELTA_ROWS":     mslplan.DeltaRows,
+		"ATTN_CAUSAL_NONE":    mslplan.CausalNone, "ATTN_CAUSAL_TOP_LEFT": mslplan.CausalTopLeft,
 		"ATTN_CAUSAL_BOTTOM_RIGHT": mslplan.CausalBottomRight,
 		"ATTN_MASK_NONE":           mslplan.MaskNone, "ATTN_MASK_BOOL": mslplan.MaskBool, "ATTN_MASK_ADDITIVE": mslplan.MaskAdditive,
 		"ATTN_WINDOW_UNBOUNDED": mslplan.WindowUnbounded,
 	}
 	require.Len(t, l.consts, len(want))
 	assert.Equal(t, want, l.consts)
-	assert.Equal(t, mslplan.BufParams+1, mslplan.NumBuffers)
+	assert.Equal(t, mslplan.BufDVPart+1, mslplan.NumBuffers)
 }

@@ -25,6 +25,9 @@ type testCase struct {
 	dO    *tensor.Tensor
 	dO64  *tensor.Tensor
 	tiles mslplan.Tiles
+	// serial plans the dK/dV pass without the head split (mslplan.Request.SerialDKDV),
+	// so GQA and MQA problems exercise both: every other random problem is serial.
+	serial bool
 }
 
 // shapes are the (B, H, Hkv) of the random problems: B·H ≤ 4, GQA and MQA included.
@@ -196,6 +199,9 @@ func randCaseSized(rng *rand.Rand, i int, cfg emuConfig, maxLen int) (*testCase,
 	o := randOptions(rng, d, &desc)
 	c.p = &spec.Problem{Q: q, K: k, V: v, Options: o}
 	c.p64 = &spec.Problem{Q: q64, K: k64, V: v64, Options: o}
+	if c.serial = i%2 == 1; c.serial && d.H > d.Hkv {
+		desc = append(desc, "serial-dkdv")
+	}
 	c.name = strings.Join(desc, " ")
 	return c, nil
 }

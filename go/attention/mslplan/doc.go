@@ -1,5 +1,5 @@
 // Package mslplan is the host side of the fused attention kernels in native/msl: it turns
-// a spec.Problem into the parameter block and the four dispatches that run it. It is the
+// a spec.Problem into the parameter block and the dispatches that run it. It is the
 // one place that knows the kernels' names, tiles, grids, threadgroup sizes, threadgroup
 // memory and buffer bindings; the Metal executor (go/attention/metal, darwin) and the
 // emulation tests (tools/msltest, Linux) both use it, so what the tests prove is what a
@@ -13,10 +13,13 @@
 //	for _, d := range pl.Dispatches() { … }
 //
 // Forward pass: pl.Forward writes O ([B, H, N, D], the input dtype) and L ([B, H, N],
-// float32). Backward pass, in order: pl.Delta writes Delta ([B, H, N] float32 scratch the
-// executor allocates), then pl.DKDV writes dK and dV and pl.DQ writes dQ; DKDV and DQ
-// only read what Delta and the forward wrote, so they may run in either order or
-// concurrently. No kernel uses atomics: the same inputs give the same bits.
+// float32). Backward pass, in order (pl.Backward): pl.Delta writes Delta ([B, H, N]
+// float32 scratch the executor allocates), then pl.DKDV writes dK and dV and pl.DQ writes
+// dQ; DKDV and DQ only read what Delta and the forward wrote, so they may run in either
+// order or concurrently. With pl.DKDVHeads (below), DKDV writes float32 partials per
+// query head into two scratch buffers (bindings dKPart and dVPart, pl.DKDVScratchBytes
+// in all) and pl.Reduce, run after it, sums them into dK and dV. No kernel uses atomics:
+// the same inputs give the same bits.
 //
 // Each Dispatch names the kernel's [[host_name]] (Name), the threadgroups per grid
 // (Groups) and threads per threadgroup (Threads) for dispatchThreadgroups, and its
@@ -40,10 +43,26 @@
 // block, so staging and the interior test drop their bounds checks) and vec4 (every
 // staged tensor is 16-byte aligned with strides in multiples of 4 elements, so full
 // blocks are staged with vector loads); and split_dkdv, set when the dK/dV dispatch has
-// two parts along z (always above D = 128; below, when its grid has fewer than
-// MinGroupsDKDV threadgroups). The Metal executor creates each pipeline with
+// two parts along z (always above D = 128; below, when its grid, after any head split,
+// has fewer than MinGroupsDKDV threadgroups). The Metal executor creates each pipeline with
 // these values and caches it per (name, constants); the emulator sets them per launch. A
 // host that sets none gets correct general kernels.
+//
+// GQA/MQA head split (Plan.DKDVHeads, Params.DKDVHeads; review finding S11): the dK/dV
+// kernel normally gives each key block of each key/value head one threadgroup, which
+// walks the G = H/Hkv query heads of its group in turn, so its grid is B·Hkv·⌈M/BK⌉
+// threadgroups. When that is below MinGroupsDKDV and G > 1, the plan runs one threadgroup
+// per (key block, query head) instead — B·H·⌈M/BK⌉ — each writing float32 partials of
+// dK and dV for its head ([B, H, M, D], unscaled), and the Reduce dispatch (one thread
+// per element of dK and dV, ReduceThreads per threadgroup) sums each group's G partials
+// in head order, scales dK, and writes dK and dV in the gradient dtype. Not when the
+// partials would pass MaxDKDVScratch (256 MiB) or 2^31 − 1 elements, nor with
+// Request.SerialDKDV (the executor sets it when the partials do not fit the memory
+// budget). The threshold is the same reasoned 64 as the output split's, not timed; the
+// head split goes first because it recomputes nothing, where the output split
+// recomputes S^T. It is a parameter rather than a function constant because it changes
+// what tgid.y means: a host that sets no constants must still run it correctly. Dropout
+// is unchanged: each element's Philox counter depends on (b, h, i, j) only.
 //
 // Plan.Library (LibraryFor, Instance.Library) names the library a kernel lives in: the
 // float32 and float16 kernels in "attention", compiled with Metal Shading Language 3.0;

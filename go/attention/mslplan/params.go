@@ -19,13 +19,19 @@ const (
 	BufDK     = 11 // [B, Hkv, M, D]
 	BufDV     = 12 // [B, Hkv, M, D]
 	BufParams = 13 // Params
+	BufDKPart = 14 // [B, H, M, d] float32 dK partials per query head (Plan.DKDVHeads)
+	BufDVPart = 15 // [B, H, M, d] float32 dV partials per query head (Plan.DKDVHeads)
 	// NumBuffers is one more than the largest index.
-	NumBuffers = 14
+	NumBuffers = 16
 )
 
 // DeltaRows is the number of rows of Delta one threadgroup of the Delta kernel computes
 // (ATTN_DELTA_ROWS): one SIMD group per row.
 const DeltaRows = 8
+
+// ReduceThreads is the threadgroup size of the dK/dV reduction kernel
+// (ATTN_REDUCE_THREADS): one thread per element of dK and dV.
+const ReduceThreads = 256
 
 // Values of Params.Causal, Params.MaskKind and the window bounds (ATTN_CAUSAL_*,
 // ATTN_MASK_*, ATTN_WINDOW_UNBOUNDED).
@@ -82,6 +88,11 @@ type Params struct {
 	OffsetHi         uint32
 
 	GradF32 uint32 // 1: dQ, dK, dV written as float32 (Options.GradDType), 0: as the input dtype
+
+	// DKDVHeads: 1 runs the dK/dV kernel per query head, writing partials that the
+	// reduction kernel sums (Plan.DKDVHeads); 0 walks each group's heads in one
+	// threadgroup.
+	DKDVHeads uint32
 }
 
 // ParamsSize is the size in bytes of AttentionParams.
@@ -117,7 +128,7 @@ func Fields() []Field {
 		{"has_lens_q", 1}, {"has_lens_k", 1},
 		{"dropout_on", 1}, {"dropout_threshold", 1}, {"dropout_scale", 1},
 		{"seed_lo", 1}, {"seed_hi", 1}, {"offset_lo", 1}, {"offset_hi", 1},
-		{"grad_f32", 1},
+		{"grad_f32", 1}, {"dkdv_heads", 1},
 	}
 	out := make([]Field, len(names))
 	off := 0

@@ -26,7 +26,7 @@ func TestFieldsMirrorTheGoStruct(t *testing.T) {
 		off += f.Size
 	}
 	assert.Equal(t, ParamsSize, off)
-	assert.Equal(t, 200, ParamsSize)
+	assert.Equal(t, 204, ParamsSize)
 }
 
 func TestEncodeLaysOutEveryField(t *testing.T) {

@@ -34,12 +34,15 @@ type Request struct {
 	// BK must be positive multiples of 8 and its D a multiple of 8 no smaller than the
 	// problem's; the kernel of that tile must be instantiated (see Instances).
 	Tiles *Tiles
+	// SerialDKDV forbids the head split of the dK/dV work (Plan.DKDVHeads), e.g. when
+	// its partials do not fit the caller's memory budget.
+	SerialDKDV bool
 }
 
 // Binding is one buffer argument of a dispatch.
 type Binding struct {
 	Index   int    // [[buffer(Index)]]
-	Name    string // Q, K, V, Mask, LensQ, LensK, O, L, dO, Delta, dQ, dK, dV, Params
+	Name    string // Q, K, V, Mask, LensQ, LensK, O, L, dO, Delta, dQ, dK, dV, dKPart, dVPart, Params
 	Offset  int    // bytes from the start of the buffer to the data (a tensor's offset)
 	Bytes   int    // bytes the kernel may read or write from Offset
 	Written bool   // the kernel writes it
@@ -53,7 +56,7 @@ type Binding struct {
 type Dispatch struct {
 	Kernel  Kernel
 	Name    string // the [[host_name]] to look up in the library
-	Tile    Tile   // zero for Delta
+	Tile    Tile   // zero for Delta and Reduce
 	Groups  [3]int // threadgroups per grid
 	Threads [3]int // threads per threadgroup
 	// ThreadgroupMemory is the static threadgroup memory the kernel declares, in bytes.
@@ -65,9 +68,9 @@ type Dispatch struct {
 }
 
 // Plan is everything the Metal executor (and the emulation tests) need to run one
-// attention call: the parameter block and the four dispatches. The forward pass is
-// Forward; the backward pass is Delta, then DKDV and DQ (which do not depend on each
-// other). Every dispatch binds Params at BufParams.
+// attention call: the parameter block and the dispatches. The forward pass is Forward;
+// the backward pass is Delta, then DKDV (followed by Reduce when DKDVHeads) and DQ,
+// which does not depend on DKDV or Reduce. Every dispatch binds Params at BufParams.
 type Plan struct {
 	DType tensor.DType
 	// GradDType is the dtype of dQ, dK and dV (spec.Problem.GradDTypeValue): DType or
@@ -82,19 +85,54 @@ type Plan struct {
 	// reads only some), in index order.
 	// Pipelines are specialised on them: cache a pipeline per (Name, Constants).
 	Constants []Constant
+	// DKDVHeads (GQA/MQA whose dK/dV grid would under-fill the GPU; see MinGroupsDKDV):
+	// DKDV runs one threadgroup per (key block, query head, part) and writes float32
+	// partials per query head, [B, H, M, D] each for dK and dV (bindings dKPart and
+	// dVPart: scratch the executor allocates, DKDVScratchBytes in all), and Reduce sums
+	// each group's partials, in head order, into dK and dV. Otherwise Reduce is the zero
+	// Dispatch and DKDV writes dK and dV itself.
+	DKDVHeads bool
 	Forward,
 	Delta,
 	DKDV,
+	Reduce,
 	DQ Dispatch
 }
 
 // Dispatches returns the forward dispatch followed by the backward ones, in run order.
 func (pl *Plan) Dispatches() []Dispatch {
-	return []Dispatch{pl.Forward, pl.Delta, pl.DKDV, pl.DQ}
+	return append([]Dispatch{pl.Forward}, pl.Backward()...)
 }
 
-// Backward returns the backward dispatches in run order.
-func (pl *Plan) Backward() []Dispatch { return []Dispatch{pl.Delta, pl.DKDV, pl.DQ} }
+// Backward returns the backward dispatches in run order: Delta, DKDV, Reduce (only
+// when DKDVHeads), DQ.
+func (pl *Plan) Backward() []Dispatch {
+	if pl.DKDVHeads {
+		return []Dispatch{pl.Delta, pl.DKDV, pl.Reduce, pl.DQ}
+	}
+	return []Dispatch{pl.Delta, pl.DKDV, pl.DQ}
+}
+
+// DKDVScratchBytes is the size of the head split's float32 partials, dK's and dV's
+// together (the bindings dKPart and dVPart), or 0 without the split. At most
+// MaxDKDVScratch.
+func (pl *Plan) DKDVScratchBytes() int {
+	if !pl.DKDVHeads {
+		return 0
+	}
+	return 2 * pl.Reduce.Binding(BufDKPart).Bytes
+}
+
+// Binding returns d's binding at buffer index idx, or one with Index −1 when d binds
+// none there.
+func (d Dispatch) Binding(idx int) Binding {
+	for _, b := range d.Buffers {
+		if b.Index == idx {
+			return b
+		}
+	}
+	return Binding{Index: -1}
+}
 
 // New plans r. Errors: a *spec.ArgError (spec.Validate's, or one naming Saved.O or dO)
 // for invalid input; an error wrapping spec.ErrUnsupported for
@@ -174,7 +212,11 @@ func New(r Request) (*Plan, error) {
 	// copies is contiguous: its strides are multiples of 4 when D is.
 	vec4 := vec4Aligned(p.Q, size) && vec4Aligned(p.K, size) && vec4Aligned(p.V, size) &&
 		(r.DO == nil && d.D%4 == 0 || r.DO != nil && vec4Aligned(r.DO, size))
-	parts := dkdvParts(tiles.DKDV, d)
+	heads, parts := dkdvSplit(tiles.DKDV, d, r.SerialDKDV)
+	pl.DKDVHeads = heads
+	if heads {
+		pr.DKDVHeads = 1
+	}
 	pl.Constants = constants(*pr, tiles, vec4, parts == 2)
 	qc := strides3(tensor.ContiguousStrides(qShape))
 	kc := strides3(tensor.ContiguousStrides(kShape))
@@ -237,13 +279,32 @@ func New(r Request) (*Plan, error) {
 		Threads: [3]int{DeltaRows * 32, 1, 1},
 		Buffers: []Binding{bOin, bdO, bDelta, bparams},
 	}
+	bdK, bdV := out(BufDK, "dK", kShape, gsize), out(BufDV, "dV", kShape, gsize)
+	bdKPart := Binding{Index: BufDKPart, Name: "dKPart", Unused: true}
+	bdVPart := Binding{Index: BufDVPart, Name: "dVPart", Unused: true}
+	kvRows := d.B * d.Hkv
+	if heads {
+		// DKDV writes the partials, Reduce reads them and writes dK and dV.
+		bdKPart = out(BufDKPart, "dKPart", []int{d.B, d.H, d.M, d.D}, 4)
+		bdVPart = out(BufDVPart, "dVPart", []int{d.B, d.H, d.M, d.D}, 4)
+		kvRows = d.B * d.H
+		in := func(b Binding) Binding { b.Written = false; return b }
+		unused := func(b Binding) Binding { return Binding{Index: b.Index, Name: b.Name, Unused: true} }
+		pl.Reduce = Dispatch{
+			Kernel: Reduce, Name: KernelName(Reduce, Tile{}, dt),
+			Groups:  [3]int{ceilDiv(prod(kShape), ReduceThreads), 1, 1},
+			Threads: [3]int{ReduceThreads, 1, 1},
+			Buffers: []Binding{bdK, bdV, bparams, in(bdKPart), in(bdVPart)},
+		}
+		bdK, bdV = unused(bdK), unused(bdV)
+	}
 	pl.DKDV = Dispatch{
 		Kernel: DKDV, Name: KernelName(DKDV, kt, dt), Tile: kt,
-		Groups:            [3]int{ceilDiv(d.M, kt.BK), d.B * d.Hkv, parts},
+		Groups:            [3]int{ceilDiv(d.M, kt.BK), kvRows, parts},
 		Threads:           [3]int{kt.BK / 8 * 32, 1, 1},
 		ThreadgroupMemory: ThreadgroupMemory(DKDV, kt, size),
 		Buffers: []Binding{bq, bk, bv, bmask, blq, blk, bLin, bdO, bDeltaIn,
-			out(BufDK, "dK", kShape, gsize), out(BufDV, "dV", kShape, gsize), bparams},
+			bdK, bdV, bparams, bdKPart, bdVPart},
 	}
 	pl.DQ = Dispatch{
 		Kernel: DQ, Name: KernelName(DQ, qt, dt), Tile: qt,
@@ -255,6 +316,9 @@ func New(r Request) (*Plan, error) {
 	}
 	for _, d := range []*Dispatch{&pl.Forward, &pl.Delta, &pl.DKDV, &pl.DQ} {
 		d.Constants = pl.Constants
+	}
+	if heads {
+		pl.Reduce.Constants = pl.Constants
 	}
 	return pl, nil
 }

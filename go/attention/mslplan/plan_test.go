@@ -49,9 +49,12 @@ func byIndex(d Dispatch) map[int]Binding {
 }
 
 func TestPlanGeometry(t *testing.T) {
+	// GQA, serial over the group's heads (TestPlanHeadSplit covers the head split).
 	p := problem(t, tensor.Float16, 2, 4, 2, 33, 47, 64)
-	pl, err := New(Request{Problem: p, Family: Apple7})
+	pl, err := New(Request{Problem: p, Family: Apple7, SerialDKDV: true})
 	require.NoError(t, err)
+	assert.False(t, pl.DKDVHeads)
+	assert.Zero(t, pl.DKDVScratchBytes())
 
 	assert.Equal(t, tensor.Float16, pl.DType)
 	f := pl.Forward
@@ -95,7 +98,8 @@ func TestPlanGeometry(t *testing.T) {
 			{Index: BufMask, Name: "Mask", Unused: true}, {Index: BufLensQ, Name: "LensQ", Unused: true}, {Index: BufLensK, Name: "LensK", Unused: true},
 			{Index: BufL, Name: "L", Bytes: rows}, {Index: BufDO, Name: "dO", Bytes: q}, {Index: BufDelta, Name: "Delta", Bytes: rows},
 			{Index: BufDK, Name: "dK", Bytes: k, Written: true}, {Index: BufDV, Name: "dV", Bytes: k, Written: true},
-			{Index: BufParams, Name: "Params", Bytes: ParamsSize}},
+			{Index: BufParams, Name: "Params", Bytes: ParamsSize},
+			{Index: BufDKPart, Name: "dKPart", Unused: true}, {Index: BufDVPart, Name: "dVPart", Unused: true}},
 		"dq": {{Index: BufQ, Name: "Q", Bytes: q}, {Index: BufK, Name: "K", Bytes: k}, {Index: BufV, Name: "V", Bytes: k},
 			{Index: BufMask, Name: "Mask", Unused: true}, {Index: BufLensQ, Name: "LensQ", Unused: true}, {Index: BufLensK, Name: "LensK", Unused: true},
 			{Index: BufL, Name: "L", Bytes: rows}, {Index: BufDO, Name: "dO", Bytes: q}, {Index: BufDelta, Name: "Delta", Bytes: rows},
@@ -258,7 +262,7 @@ func TestPlanInvalid(t *testing.T) {
 func TestPlanTilesOverride(t *testing.T) {
 	p := problem(t, tensor.Float32, 1, 2, 1, 20, 30, 24)
 	tiles := Tiles{Forward: Tile{16, 8, 32}, DQ: Tile{16, 8, 32}, DKDV: Tile{8, 16, 32}}
-	pl, err := New(Request{Problem: p, Family: Apple7, Tiles: &tiles})
+	pl, err := New(Request{Problem: p, Family: Apple7, Tiles: &tiles, SerialDKDV: true})
 	require.NoError(t, err)
 	assert.Equal(t, "attention_fwd_bq16_bk8_d32_f32", pl.Forward.Name)
 	assert.Equal(t, [3]int{2, 2, 1}, pl.Forward.Groups)
@@ -394,6 +398,11 @@ func TestPlanGradDType(t *testing.T) {
 	assert.Equal(t, tensor.Float32, pl.GradDType)
 	assert.Equal(t, uint32(1), pl.Params.GradF32)
 	assert.Equal(t, 2*40*64*4, byIndex(pl.DQ)[BufDQ].Bytes)
+	require.True(t, pl.DKDVHeads, "MQA, 2 key blocks")
+	assert.Equal(t, 50*64*4, byIndex(pl.Reduce)[BufDK].Bytes)
+	assert.Equal(t, 50*64*4, byIndex(pl.Reduce)[BufDV].Bytes)
+	pl, err = New(Request{Problem: p, Family: Apple7, SerialDKDV: true})
+	require.NoError(t, err)
 	assert.Equal(t, 50*64*4, byIndex(pl.DKDV)[BufDK].Bytes)
 	assert.Equal(t, 50*64*4, byIndex(pl.DKDV)[BufDV].Bytes)
 	assert.Equal(t, 2*40*64*2, byIndex(pl.Forward)[BufO].Bytes, "O keeps the input dtype")
@@ -415,6 +424,7 @@ func TestPlanSplitsDKDV(t *testing.T) {
 		p := problem(t, tensor.Float16, tt.b, tt.hkv, tt.hkv, 8, tt.m, tt.d)
 		pl, err := New(Request{Problem: p, Family: Apple7})
 		require.NoError(t, err)
+		assert.False(t, pl.DKDVHeads, "no GQA: nothing to split over heads")
 		groups := pl.DKDV.Groups[0] * pl.DKDV.Groups[1]
 		want := tt.parts
 		if tt.d <= SplitDKDVAbove {
@@ -429,4 +439,80 @@ func TestPlanSplitsDKDV(t *testing.T) {
 		assert.Equal(t, 1, pl.DQ.Groups[2])
 		assert.Equal(t, 1, pl.Forward.Groups[2])
 	}
+}
+
+// TestPlanHeadSplit: GQA and MQA whose B·Hkv·⌈M/BK⌉ dK/dV threadgroups are fewer than
+// MinGroupsDKDV run one threadgroup per query head, write float32 partials and reduce
+// them; the grid, bindings, parameter and the output split after it follow the rule.
+func TestPlanHeadSplit(t *testing.T) {
+	for _, tt := range []struct {
+		b, h, hkv, m, d int
+		heads           bool
+		parts           int
+	}{
+		{1, 8, 1, 100, 64, true, 2},     // MQA, 4 key blocks × 8 heads = 32: still under-filled
+		{1, 32, 1, 100, 64, true, 1},    // 4 × 32 = 128 after the head split
+		{2, 8, 2, 1000, 64, false, 1},   // 32 key blocks × 2·2 = 128 threadgroups: enough
+		{2, 8, 2, 200, 64, true, 1},     // 7 key blocks × 4 = 28; × 16 query heads = 112
+		{1, 16, 4, 2048, 128, false, 1}, // 64 key blocks × 4: enough without
+		{1, 4, 4, 20, 64, false, 2},     // no group to split
+		{1, 8, 1, 40, 256, true, 2},     // above D = 128 always two parts
+	} {
+		p := problem(t, tensor.Float16, tt.b, tt.h, tt.hkv, 24, tt.m, tt.d)
+		pl, err := New(Request{Problem: p, Family: Apple7})
+		require.NoError(t, err)
+		kb := (tt.m + pl.Tiles.DKDV.BK - 1) / pl.Tiles.DKDV.BK
+		wantHeads := tt.h > tt.hkv && kb*tt.b*tt.hkv < MinGroupsDKDV
+		assert.Equal(t, wantHeads, tt.heads, "the table's expectation for %+v", tt)
+		assert.Equal(t, tt.heads, pl.DKDVHeads, "%+v", tt)
+		assert.Equal(t, tt.parts, pl.DKDV.Groups[2], "%+v", tt)
+		assert.Equal(t, tt.parts == 2, constantValues(pl.Constants)["attn_fc_split_dkdv"], "%+v", tt)
+		if !tt.heads {
+			assert.Equal(t, uint32(0), pl.Params.DKDVHeads)
+			assert.Len(t, pl.Backward(), 3)
+			assert.Equal(t, [3]int{kb, tt.b * tt.hkv, tt.parts}, pl.DKDV.Groups)
+			continue
+		}
+		assert.Equal(t, uint32(1), pl.Params.DKDVHeads)
+		assert.Equal(t, [3]int{kb, tt.b * tt.h, tt.parts}, pl.DKDV.Groups, "one threadgroup per query head")
+		assert.Equal(t, []Dispatch{pl.Delta, pl.DKDV, pl.Reduce, pl.DQ}, pl.Backward())
+		assert.Equal(t, []Dispatch{pl.Forward, pl.Delta, pl.DKDV, pl.Reduce, pl.DQ}, pl.Dispatches())
+		part := tt.b * tt.h * tt.m * tt.d * 4
+		k := tt.b * tt.hkv * tt.m * tt.d * 2
+		assert.Equal(t, 2*part, pl.DKDVScratchBytes())
+		kv := byIndex(pl.DKDV)
+		assert.Equal(t, Binding{Index: BufDKPart, Name: "dKPart", Bytes: part, Written: true}, kv[BufDKPart])
+		assert.Equal(t, Binding{Index: BufDVPart, Name: "dVPart", Bytes: part, Written: true}, kv[BufDVPart])
+		assert.True(t, kv[BufDK].Unused, "DKDV does not write dK itself")
+		assert.True(t, kv[BufDV].Unused)
+		r := pl.Reduce
+		assert.Equal(t, Reduce, r.Kernel)
+		assert.Equal(t, "attention_bwd_dkdv_reduce_f16", r.Name)
+		assert.Equal(t, [3]int{(tt.b*tt.hkv*tt.m*tt.d + ReduceThreads - 1) / ReduceThreads, 1, 1}, r.Groups)
+		assert.Equal(t, [3]int{ReduceThreads, 1, 1}, r.Threads)
+		assert.Zero(t, r.ThreadgroupMemory)
+		assert.Equal(t, pl.Constants, r.Constants)
+		assert.Equal(t, []Binding{
+			{Index: BufDK, Name: "dK", Bytes: k, Written: true}, {Index: BufDV, Name: "dV", Bytes: k, Written: true},
+			{Index: BufParams, Name: "Params", Bytes: ParamsSize},
+			{Index: BufDKPart, Name: "dKPart", Bytes: part}, {Index: BufDVPart, Name: "dVPart", Bytes: part},
+		}, r.Buffers)
+
+		serial, err := New(Request{Problem: p, Family: Apple7, SerialDKDV: true})
+		require.NoError(t, err)
+		assert.False(t, serial.DKDVHeads, "SerialDKDV forbids the split")
+		assert.Equal(t, tt.b*tt.hkv, serial.DKDV.Groups[1])
+	}
+
+	// Partials past MaxDKDVScratch keep the serial walk: MQA with 1024 query heads,
+	// 1 key block, D = 256: 2·1024·32·256·4 = 64 MiB fits; 4096 heads (256 MiB + ...) do not.
+	p := problem(t, tensor.Float16, 1, 1024, 1, 1, 32, 256)
+	pl, err := New(Request{Problem: p, Family: Apple7})
+	require.NoError(t, err)
+	assert.True(t, pl.DKDVHeads)
+	assert.LessOrEqual(t, pl.DKDVScratchBytes(), MaxDKDVScratch)
+	p = problem(t, tensor.Float16, 1, 4160, 1, 1, 32, 256)
+	pl, err = New(Request{Problem: p, Family: Apple7})
+	require.NoError(t, err)
+	assert.False(t, pl.DKDVHeads, "2·4160·32·256·4 bytes > MaxDKDVScratch")
 }

@@ -31,6 +31,7 @@ const (
 	Delta                 // Delta = rowsum(dO ∘ O)
 	DKDV                  // dK and dV, parallel over key blocks
 	DQ                    // dQ, parallel over query blocks
+	Reduce                // dK and dV summed over a group's per-head partials (Plan.DKDVHeads)
 )
 
 func (k Kernel) String() string {
@@ -43,6 +44,8 @@ func (k Kernel) String() string {
 		return "dkdv"
 	case DQ:
 		return "dq"
+	case Reduce:
+		return "dkdv_reduce"
 	}
 	return fmt.Sprintf("kernel(%d)", int(k))
 }
@@ -161,8 +164,8 @@ func TypeName(dt tensor.DType) string {
 }
 
 // KernelName returns the [[host_name]] of kernel k with tile t on dtype dt, e.g.
-// attention_fwd_bq32_bk64_d64_f16 or attention_bwd_delta_f32 (the Delta kernel has no
-// tile).
+// attention_fwd_bq32_bk64_d64_f16 or attention_bwd_delta_f32 (the Delta and Reduce
+// kernels have no tile).
 func KernelName(k Kernel, t Tile, dt tensor.DType) string {
 	switch k {
 	case Forward:
@@ -173,6 +176,8 @@ func KernelName(k Kernel, t Tile, dt tensor.DType) string {
 		return fmt.Sprintf("attention_bwd_dkdv_bq%d_bk%d_d%d_%s", t.BQ, t.BK, t.D, TypeName(dt))
 	case DQ:
 		return fmt.Sprintf("attention_bwd_dq_bq%d_bk%d_d%d_%s", t.BQ, t.BK, t.D, TypeName(dt))
+	case Reduce:
+		return "attention_bwd_dkdv_reduce_" + TypeName(dt)
 	}
 	return ""
 }
@@ -180,7 +185,7 @@ func KernelName(k Kernel, t Tile, dt tensor.DType) string {
 // Instance is one instantiation of a kernel template in attention.metal.
 type Instance struct {
 	Kernel Kernel
-	Tile   Tile // zero for Delta
+	Tile   Tile // zero for Delta and Reduce
 	DType  tensor.DType
 }
 
@@ -193,6 +198,7 @@ func Instances() []Instance {
 	seen := map[string]Instance{}
 	for _, dt := range []tensor.DType{tensor.Float32, tensor.Float16, tensor.BFloat16} {
 		seen[KernelName(Delta, Tile{}, dt)] = Instance{Kernel: Delta, DType: dt}
+		seen[KernelName(Reduce, Tile{}, dt)] = Instance{Kernel: Reduce, DType: dt}
 		for _, f := range []GPUFamily{Apple7, Apple9} {
 			for _, d := range headDims {
 				t, err := TilesFor(f, dt, d)
@@ -266,24 +272,53 @@ func DKDVParts(t Tile) int {
 	return 1
 }
 
-// MinGroupsDKDV is the number of dK/dV threadgroups (key blocks × B·Hkv) below which a
-// plan splits the kernel by output at any D, doubling its threadgroups for one more
-// S^T = K Q^T per key block (function constant attn_fc_split_dkdv). Under GQA and MQA
-// the kernel walks the group's query heads serially, so a short key sequence with few
-// key/value heads leaves most of the GPU idle: B = 1, Hkv = 1, M = 1024 on apple9 is 64
+// MinGroupsDKDV is the number of dK/dV threadgroups below which a plan splits the
+// dK/dV work further, first over the query heads of each GQA/MQA group (DKDVHeads), then
+// by output (function constant attn_fc_split_dkdv, doubling the threadgroups for one
+// more S^T = K Q^T per key block). Without the head split the kernel walks a group's
+// query heads serially in one threadgroup, so a short key sequence with few key/value
+// heads leaves most of the GPU idle: B = 1, Hkv = 1, M = 1024 on apple9 is 64
 // threadgroups of 64 threads. 64 is reasoned, not timed: Apple GPUs have 8–40 cores per
 // die (M1–M4 families) and each core holds several of these threadgroups, so below 64
-// even a small GPU has cores with at most one or two. Splitting the group's heads across
-// threadgroups would scale further but needs a partial-sum buffer and a reduction pass
-// (no atomics, for reproducible gradients); not done.
+// even a small GPU has cores with at most one or two.
 const MinGroupsDKDV = 64
 
-// dkdvParts is the plan's grid z for the dK/dV kernel with tile t on a problem of dims d.
-func dkdvParts(t Tile, d spec.Dims) int {
-	if DKDVParts(t) == 2 || ceilDiv(d.M, t.BK)*d.B*d.Hkv < MinGroupsDKDV {
-		return 2
+// MaxDKDVScratch bounds the float32 partials of the head split (2·B·H·M·d·4 bytes: dK
+// and dV per query head), so the split's extra memory is bounded whatever the problem;
+// a problem past it keeps the serial walk over the group's heads. The split runs only
+// when B·Hkv·⌈M/BK⌉ < MinGroupsDKDV, i.e. B·M < 64·BK ≤ 2048 keys over the batch, so the
+// partials are below 4 MiB per query head at D = 256 and 256 MiB is reached only past
+// 64 query heads at the longest such M. Reasoned, not timed: the reduction reads the
+// partials once (memory-bound, ~1 ms per 256 MiB at the 200–400 GB/s of M-series GPUs),
+// small against the dK/dV work it parallelises at those sizes.
+const MaxDKDVScratch = 256 << 20
+
+// dkdvSplit is the plan's split of the dK/dV work with tile t on a problem of dims d:
+// heads when the kernel runs one threadgroup per query head (GQA/MQA with G > 1 whose
+// B·Hkv·⌈M/BK⌉ threadgroups are fewer than MinGroupsDKDV, partials within MaxDKDVScratch
+// and 32-bit element offsets; never when serial is set), and parts, its grid z: 2 above
+// SplitDKDVAbove, or when the grid (after any head split) still has fewer than
+// MinGroupsDKDV threadgroups; else 1.
+func dkdvSplit(t Tile, d spec.Dims, serial bool) (heads bool, parts int) {
+	kb := ceilDiv(d.M, t.BK)
+	heads = !serial && d.Group() > 1 && kb*d.B*d.Hkv < MinGroupsDKDV && dkdvScratchFits(d)
+	rows := d.B * d.Hkv
+	if heads {
+		rows = d.B * d.H
 	}
-	return 1
+	parts = DKDVParts(t)
+	if kb*rows < MinGroupsDKDV {
+		parts = 2
+	}
+	return heads, parts
+}
+
+// dkdvScratchFits reports whether the head split's partials of a problem of dims d fit
+// MaxDKDVScratch and the kernels' 32-bit element offsets (B·H·M·d elements each). New
+// has checked B·H ≤ 65535 and B·Hkv·M·D < 2^31 before, so the product fits an int64.
+func dkdvScratchFits(d spec.Dims) bool {
+	n := int64(d.B*d.H) * int64(d.M*d.D)
+	return n <= maxElements && 2*4*n <= MaxDKDVScratch
 }
 
 // RegisterLimit is the number of 32-bit registers one thread (lane) of an Apple GPU can
@@ -338,6 +373,8 @@ func Registers(k Kernel, t Tile) int {
 		return r + regTempsDKDV + regScalarsDKDV
 	case Delta:
 		return 8
+	case Reduce:
+		return 12 // index arithmetic, two sums, the head loop
 	}
 	return 0
 }

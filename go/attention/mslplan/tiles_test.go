@@ -141,8 +141,11 @@ func TestInstancesCoverTheTable(t *testing.T) {
 			}
 		}
 	}
-	// 3 dtypes × 7 head dims × 3 kernels × 2 tables, and 3 Delta kernels.
-	assert.Len(t, ins, 3*7*3*2+3)
+	// 3 dtypes × 7 head dims × 3 kernels × 2 tables, and 3 Delta and 3 Reduce kernels.
+	assert.Len(t, ins, 3*7*3*2+3+3)
+	for _, dt := range dtypes {
+		assert.True(t, names[KernelName(Reduce, Tile{}, dt)], "the %v reduction is instantiated", dt)
+	}
 }
 
 // TestRegisterBudgetEveryInstance: the register model of every instantiation Metal

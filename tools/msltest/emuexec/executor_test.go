@@ -93,7 +93,8 @@ func TestExecutor(t *testing.T) {
 		want[d.Name]++
 	}
 	assert.Equal(t, want, ex.Launched())
-	assert.Len(t, ex.LaunchedNames(), 4)
+	assert.Len(t, ex.LaunchedNames(), len(pl.Dispatches()))
+	assert.True(t, pl.DKDVHeads, "GQA with a few key blocks: the head split and its reduction run")
 
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()

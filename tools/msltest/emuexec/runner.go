@@ -145,7 +145,8 @@ func (r Runner) Forward(pl *mslplan.Plan, p *spec.Problem) (*spec.Saved, error) 
 	return &spec.Saved{O: o, L: l}, nil
 }
 
-// Backward runs pl's Delta, dK/dV and dQ dispatches and returns the gradients (in
+// Backward runs pl's Delta, dK/dV (and, with pl.DKDVHeads, the reduction of the per-head
+// partials) and dQ dispatches and returns the gradients (in
 // pl.GradDType, contiguous) and Delta ([B, H, N] float32, for tests). s.O and dO are read
 // through the plan's bindings: when they are views other than contiguous tensors at
 // offset 0, pl must have been planned with them (mslplan.Request.O, DO). s.L may be
@@ -177,10 +178,25 @@ func (r Runner) Backward(pl *mslplan.Plan, p *spec.Problem, s *spec.Saved, dO *t
 	if err := r.Launch(pl.Delta, bufs); err != nil {
 		return nil, nil, err
 	}
-	bufs[mslplan.BufDK] = Poison(Binding(pl.DKDV, mslplan.BufDK).Bytes)
-	bufs[mslplan.BufDV] = Poison(Binding(pl.DKDV, mslplan.BufDV).Bytes)
-	if err := r.Launch(pl.DKDV, bufs); err != nil {
-		return nil, nil, err
+	if pl.DKDVHeads {
+		// dK/dV per query head into float32 partials, then the reduction into dK and dV.
+		// Poisoned like the outputs: a partial element the kernel forgets shows as NaN.
+		bufs[mslplan.BufDKPart] = Poison(Binding(pl.DKDV, mslplan.BufDKPart).Bytes)
+		bufs[mslplan.BufDVPart] = Poison(Binding(pl.DKDV, mslplan.BufDVPart).Bytes)
+		if err := r.Launch(pl.DKDV, bufs); err != nil {
+			return nil, nil, err
+		}
+		bufs[mslplan.BufDK] = Poison(Binding(pl.Reduce, mslplan.BufDK).Bytes)
+		bufs[mslplan.BufDV] = Poison(Binding(pl.Reduce, mslplan.BufDV).Bytes)
+		if err := r.Launch(pl.Reduce, bufs); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		bufs[mslplan.BufDK] = Poison(Binding(pl.DKDV, mslplan.BufDK).Bytes)
+		bufs[mslplan.BufDV] = Poison(Binding(pl.DKDV, mslplan.BufDV).Bytes)
+		if err := r.Launch(pl.DKDV, bufs); err != nil {
+			return nil, nil, err
+		}
 	}
 	bufs[mslplan.BufDQ] = Poison(Binding(pl.DQ, mslplan.BufDQ).Bytes)
 	if err := r.Launch(pl.DQ, bufs); err != nil {

@@ -26,12 +26,17 @@
 // into new MetalStorage in the mode the Policy chooses — shared on Apple silicon, so the
 // returned tensor's bytes are the buffer's contents, managed on a discrete GPU
 // (synchronised at the end of the command buffer), private when forced (the host then
-// reads it through a counted staging copy). Delta and unused bindings come from the same
-// pool, in the policy's intermediate mode (private). The pool keeps at most
+// reads it through a counted staging copy). Delta, the float32 dK/dV partials of the
+// GQA/MQA head split (mslplan.Plan.DKDVHeads: 2·B·H·M·D·4 bytes, at most
+// mslplan.MaxDKDVScratch) and unused bindings come from the same pool, in the policy's
+// intermediate mode (private). The partials are counted against the memory budget
+// before anything is allocated; when they do not fit, the backward plans the serial dK/dV
+// pass instead (mslplan.Request.SerialDKDV), which needs none. The pool keeps at most
 // Params.PoolBytes of buffers between calls and is released by Close. Every copy the
 // executor makes is counted in CopyStats, by a fixed set of kinds.
 //
-// A forward call is one command buffer; a backward call two (Delta and dK/dV, then dQ),
+// A forward call is one command buffer; a backward call two (Delta and dK/dV — with the
+// head split, the per-head partials and their reduction — then dQ),
 // with the context checked before each. Nothing is returned unless every command buffer
 // completed; on failure the output storage allocated for the call is released. Inputs
 // are only read.

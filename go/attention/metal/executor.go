@@ -392,16 +392,17 @@ func (e *Executor) Supports(p *spec.Problem) error {
 	if err := e.lostErr(); err != nil {
 		return err
 	}
-	_, err := e.plan(p, nil, nil, nil)
+	_, err := e.plan(p, nil, nil, nil, false)
 	return err
 }
 
 // plan asks mslplan for the dispatches and checks what mslplan cannot know: whether
 // the system can compile the plan's library, whether the device has the threadgroup
 // memory, and whether the executor can read each input's storage. L is the backward
-// pass's saved L (nil for forward).
-func (e *Executor) plan(p *spec.Problem, o, dO, l *tensor.Tensor) (*mslplan.Plan, error) {
-	pl, err := mslplan.New(mslplan.Request{Problem: p, O: o, DO: dO, Family: e.family, Tiles: e.tiles})
+// pass's saved L (nil for forward). serial forbids the GQA/MQA head split of the dK/dV
+// pass (mslplan.Request.SerialDKDV).
+func (e *Executor) plan(p *spec.Problem, o, dO, l *tensor.Tensor, serial bool) (*mslplan.Plan, error) {
+	pl, err := mslplan.New(mslplan.Request{Problem: p, O: o, DO: dO, Family: e.family, Tiles: e.tiles, SerialDKDV: serial})
 	if err != nil {
 		return nil, err
 	}
@@ -624,6 +625,7 @@ func kernelNames(f mslplan.GPUFamily) []kernelName {
 	}
 	for _, dt := range []tensor.DType{tensor.Float32, tensor.Float16, tensor.BFloat16} {
 		add(mslplan.KernelName(mslplan.Delta, mslplan.Tile{}, dt), dt)
+		add(mslplan.KernelName(mslplan.Reduce, mslplan.Tile{}, dt), dt)
 		for _, d := range mslplan.HeadDims() {
 			t, err := mslplan.TilesFor(f, dt, d)
 			if err != nil {
@@ -749,7 +751,7 @@ func (e *Executor) forward(ctx context.Context, p *spec.Problem, into *spec.Save
 	if err := e.lostErr(); err != nil {
 		return nil, err
 	}
-	pl, err := e.plan(p, nil, nil, nil)
+	pl, err := e.plan(p, nil, nil, nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -817,7 +819,10 @@ func (e *Executor) forward(ctx context.Context, p *spec.Problem, into *spec.Save
 // Backward computes dQ, dK and dV from the saved O and L and dO: Delta and dK/dV in a
 // first command buffer, dQ in a second (the context is checked between them). Inputs
 // and outputs are handled as in Forward; Delta lives in a pooled buffer in the policy's
-// intermediate mode (private).
+// intermediate mode (private). With the plan's GQA/MQA head split (DKDVHeads) the first
+// command buffer also holds the reduction of the per-head dK/dV partials, which live in
+// two pooled private buffers counted against the memory budget first; when they do not
+// fit it, the serial dK/dV plan runs instead.
 func (e *Executor) Backward(ctx context.Context, p *spec.Problem, s *spec.Saved, dO *tensor.Tensor, into *spec.Grads) (*spec.Grads, error) {
 	g, err := e.backward(ctx, p, s, dO, into)
 	return g, wrapGPU(err)
@@ -840,12 +845,7 @@ func (e *Executor) backward(ctx context.Context, p *spec.Problem, s *spec.Saved,
 	if err := e.lostErr(); err != nil {
 		return nil, err
 	}
-	pl, err := e.plan(p, s.O, dO, s.L)
-	if err != nil {
-		return nil, err
-	}
-	ds := pl.Backward()
-	ps, err := e.prepare(pl, ds)
+	pl, err := e.plan(p, s.O, dO, s.L, false)
 	if err != nil {
 		return nil, err
 	}
@@ -863,7 +863,25 @@ func (e *Executor) backward(ctx context.Context, p *spec.Problem, s *spec.Saved,
 	need := spec.AddBytes(e.inputBytes(p.Q), e.inputBytes(p.K), e.inputBytes(p.V), e.inputBytes(s.O), e.inputBytes(dO),
 		e.inputBytes(l), auxBytes(p), spec.MulBytes(d.B, d.H, d.N, 4), // Delta
 		spec.MulBytes(d.B, d.H, d.N, d.D, gdt.Size()), spec.MulBytes(2, d.B, d.Hkv, d.M, d.D, gdt.Size()))
+	if pl.DKDVHeads {
+		// The GQA/MQA head split's float32 partials of dK and dV (pooled scratch, at most
+		// mslplan.MaxDKDVScratch). When they do not fit the budget, the serial walk over
+		// each group's heads needs none.
+		scratch := spec.MulBytes(2, d.B, d.H, d.M, d.D, 4)
+		if spec.CheckMemory(ctx, "metal backward: buffers and dK/dV partials", spec.AddBytes(need, scratch)) != nil {
+			if pl, err = e.plan(p, s.O, dO, s.L, true); err != nil {
+				return nil, err
+			}
+		} else {
+			need = spec.AddBytes(need, scratch)
+		}
+	}
 	if err := spec.CheckMemory(ctx, "metal backward: buffers", need); err != nil {
+		return nil, err
+	}
+	ds := pl.Backward()
+	ps, err := e.prepare(pl, ds)
+	if err != nil {
 		return nil, err
 	}
 	var dst [3]*tensor.Tensor
@@ -898,6 +916,11 @@ func (e *Executor) backward(ctx context.Context, p *spec.Problem, s *spec.Saved,
 		case b.Name == "Delta" && b.Written:
 			buf, err := c.get("Delta", b.Bytes, e.policy.Mode(allocator.RoleIntermediate, e.dev.HasUnifiedMemory()))
 			return binding{buf: buf}, err
+		case (b.Name == "dKPart" || b.Name == "dVPart") && b.Written && pl.DKDVHeads:
+			// Scratch of the head split: written by DKDV, read by Reduce (the call binds
+			// the same buffer to both). Every element is written before it is read.
+			buf, err := c.get(b.Name, b.Bytes, e.policy.Mode(allocator.RoleIntermediate, e.dev.HasUnifiedMemory()))
+			return binding{buf: buf}, err
 		case b.Written && b.Name == "dQ":
 			return grad(0, p.Q)
 		case b.Written && b.Name == "dK":
@@ -918,9 +941,10 @@ func (e *Executor) backward(ctx context.Context, p *spec.Problem, s *spec.Saved,
 			return nil, fmt.Errorf("metal: backward: no kernel writes %s", name)
 		}
 	}
-	// Two command buffers: Delta and dK/dV, then dQ and the synchronizations.
+	// Two command buffers: Delta and dK/dV (with the head split: the partials and their
+	// reduction), then dQ and the synchronizations. dQ is the last dispatch of ds.
 	cmds := c.commands()
-	first, second := cmds[:2], cmds[2:]
+	first, second := cmds[:len(ds)-1], cmds[len(ds)-1:]
 	for _, cb := range [][]command{first, second} {
 		if err := e.run(ctx, cb); err != nil {
 			mayRun = gpuMayStillRun(err)

@@ -392,8 +392,10 @@ func TestBackward(t *testing.T) {
 	pl, err := mslplan.New(mslplan.Request{Problem: p, O: s.O, DO: dO, Family: mslplan.Apple8})
 	require.NoError(t, err)
 	require.Len(t, dev.runs, 2, "Delta and dK/dV, then dQ")
+	require.True(t, pl.DKDVHeads, "MQA with one key block: the head split")
+	require.Len(t, dev.runs[0], 3, "Delta, dK/dV partials, their reduction")
 	cmds := append(append([]command(nil), dev.runs[0]...), dev.runs[1]...)
-	require.Len(t, cmds, 3)
+	require.Len(t, cmds, 4)
 	for i, d := range pl.Backward() {
 		assert.Equal(t, d.Name, cmds[i].pipeline.Name(), "dispatch %d", i)
 		assert.Equal(t, d.Groups, cmds[i].groups)
@@ -408,8 +410,29 @@ func TestBackward(t *testing.T) {
 	}
 	require.NotNil(t, delta(cmds[0]))
 	assert.Same(t, delta(cmds[0]), delta(cmds[1]), "dK/dV reads the Delta the first kernel wrote")
-	assert.Same(t, delta(cmds[0]), delta(cmds[2]))
+	assert.Same(t, delta(cmds[0]), delta(cmds[3]))
 	assert.Equal(t, metalrt.Private, delta(cmds[0]).Mode())
+	// The partials: pooled private scratch of the plan's size, written by dK/dV and read
+	// by the reduction.
+	for _, idx := range []int{mslplan.BufDKPart, mslplan.BufDVPart} {
+		var kv, red bufferArg
+		for _, a := range cmds[1].buffers {
+			if a.index == idx {
+				kv = a
+			}
+		}
+		for _, a := range cmds[2].buffers {
+			if a.index == idx {
+				red = a
+			}
+		}
+		require.NotNil(t, kv.buf, "dK/dV binds partials at %d", idx)
+		assert.Same(t, kv.buf, red.buf, "the reduction reads what dK/dV wrote at %d", idx)
+		assert.True(t, kv.written)
+		assert.False(t, red.written)
+		assert.Equal(t, pl.DKDVScratchBytes()/2, kv.size)
+		assert.Equal(t, metalrt.Private, kv.buf.Mode())
+	}
 	snap := dev.snapshots[0]
 	assert.Equal(t, pl.Params.Encode(), snap[mslplan.BufParams])
 	assert.Equal(t, s.L.Storage().Bytes(), snap[mslplan.BufL][:s.L.Bytes()])

@@ -8,11 +8,14 @@ import (
 	"github.com/orchard-ml/orchard/go/allocator"
 	"github.com/orchard-ml/orchard/go/attention/mslplan"
 	metalrt "github.com/orchard-ml/orchard/native/objc"
+	"github.com/orchard-ml/orchard/tools/mslemu"
 )
 
 // fakeDevice stands in for a Metal GPU in the Linux tests. It records what the executor
 // (and the Metal strategies) ask of it, "runs" dispatches by filling the byte range each
-// kernel writes with a recognisable byte (its binding index + 1) and blits by copying,
+// kernel writes with a recognisable byte (its binding index + 1) — or, with emulate set,
+// by running the kernel through the MSL emulator (tools/mslemu) on the bound bytes with
+// the pipeline's function constants — and blits by copying,
 // keeps a separate CPU copy of managed buffers (so a missing synchronisation shows as
 // stale bytes, as on a discrete GPU), and can be told to fail in each way a Metal device
 // can.
@@ -35,6 +38,9 @@ type fakeDevice struct {
 	failRun      error            // returned by Run after it has written the outputs
 	failRunAt    int              // with failRun: only the n-th Run (1-based) fails; 0: every Run
 	onRun        func(n int)      // called before the n-th Run (1-based) executes
+
+	// emulate runs dispatches through tools/mslemu instead of filling their outputs.
+	emulate bool
 
 	mu        sync.Mutex
 	allocs    int
@@ -272,7 +278,7 @@ func (q *fakeQueue) Run(cmds []command) error {
 				if _, seen := snap[a.index]; !seen {
 					snap[a.index] = append([]byte(nil), b.gpu[a.offset:end]...)
 				}
-				if a.written {
+				if a.written && !f.emulate {
 					for i := a.offset; i < a.offset+a.size; i++ {
 						b.gpu[i] = byte(a.index + 1)
 					}
@@ -280,6 +286,11 @@ func (q *fakeQueue) Run(cmds []command) error {
 			}
 			for _, a := range c.bytes {
 				snap[a.index] = append([]byte(nil), a.data...)
+			}
+			if f.emulate {
+				if err := emulateDispatch(c); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -289,6 +300,35 @@ func (q *fakeQueue) Run(cmds []command) error {
 	f.mu.Unlock()
 	if f.failRun != nil && (f.failRunAt == 0 || f.failRunAt == n) {
 		return f.failRun
+	}
+	return nil
+}
+
+// emulateDispatch runs dispatch c through the MSL emulator: each bound buffer's bytes
+// from its offset (the binding's size; the dummy of unused bindings stays unbound, as
+// the kernels never read it), the setBytes data, and the pipeline's function constants.
+// The emulator copies written buffers back into the fake buffers' GPU bytes.
+func emulateDispatch(c command) error {
+	slots := make([]mslemu.Buffer, mslplan.NumBuffers)
+	for _, a := range c.buffers {
+		if a.size == 0 {
+			continue
+		}
+		b := a.buf.(*fakeBuffer)
+		slots[a.index] = mslemu.Buffer{Data: b.gpu[a.offset : a.offset+a.size]}
+	}
+	for _, a := range c.bytes {
+		slots[a.index] = mslemu.Buffer{Data: append([]byte(nil), a.data...)}
+	}
+	var cs []mslemu.Constant
+	if p, ok := c.pipeline.(*fakePipeline); ok {
+		cs = make([]mslemu.Constant, len(p.constants))
+		for i, k := range p.constants {
+			cs[i] = mslemu.Constant{Index: k.Index, Value: k.Value}
+		}
+	}
+	if err := mslemu.LaunchWith(c.name, c.groups, c.threads, slots, mslemu.Options{Constants: cs}); err != nil {
+		return fmt.Errorf("fake: emulating %s: %w", c.name, err)
 	}
 	return nil
 }

@@ -34,7 +34,7 @@
 // instantiates only the bfloat16 kernels, so a host builds two libraries from this one
 // source: "attention" (MSL 3.0, every macOS with Metal 3) and "attention_bf16" (MSL 3.1
 // and ATTN_LIBRARY_BFLOAT=1); mslplan.Instance.Library says which holds a kernel. The
-// ahead-of-time metallib (-std=metal3.1, no macro) holds all of them.
+// ahead-of-time metallibs (//native/msl/metallib) are built the same two ways.
 #include <metal_stdlib>
 #include "attention_params.h"
 

@@ -4,8 +4,12 @@
 //
 // Three consumers compile the same files, so there is no second copy of a kernel:
 //
-//   - on macOS, Bazel's apple_metal_library (//native/msl:attention_metallib) compiles
-//     them ahead of time into a metallib;
+//   - on macOS, Bazel's apple_metal_library targets in //native/msl/metallib compile
+//     them ahead of time into two metallibs, one per library below:
+//     //native/msl/metallib:attention_metallib (-std=metal3.0: float32 and float16) and
+//     //native/msl/metallib:attention_bf16_metallib (-std=metal3.1 with
+//     ATTN_LIBRARY_BFLOAT=1: bfloat16), which package native/msl/metallib finds at run
+//     time;
 //   - the Metal executor may instead compile Source("attention.metal") at run time
 //     (newLibraryWithSource), which needs the local includes inlined;
 //   - on Linux, tools/mslemu compiles them as C++ against its MSL shim and runs them on
@@ -16,10 +20,10 @@
 // 3 does; with 3.1 or later also the bfloat16 ones; with the macro ATTN_LIBRARY_BFLOAT=1
 // only the bfloat16 ones. A run-time compile therefore builds two libraries from the one
 // source — "attention" (MSL 3.0) and "attention_bf16" (MSL 3.1, ATTN_LIBRARY_BFLOAT=1);
-// go/attention/mslplan's LibraryFor says which holds a kernel — and the metallib rule
-// (-std=metal3.1) holds all of them. Under the emulator (MSLEMU defined) the file
-// instantiates only the subset the tests run; Metal gets every instantiation the tile
-// table can select.
+// go/attention/mslplan's LibraryFor says which holds a kernel — and the two metallib
+// targets are compiled with the same versions and macros. Compiled with -std=metal3.1
+// and no macro the file holds all of them. The emulator builds every instantiation Metal
+// gets (those the tile table can select) plus, under MSLEMU, small test tiles.
 //
 // The kernels are specialised with function constants (attn_fc_*, indices ATTN_FC_* in
 // attention_params.h), whose values per problem come from mslplan.Plan.Constants.

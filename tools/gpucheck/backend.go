@@ -57,16 +57,21 @@ type kernelInfo struct {
 }
 
 // familyKernels lists every kernel the tile table of family f selects, over every dtype
-// and head dim, from plans of a one-row problem (so the threads and memory are the plan's).
+// and head dim, from plans of a one-row MQA problem with two query heads (so the threads
+// and memory are the plan's, and its small dK/dV grid adds the head split's reduction).
 func familyKernels(f mslplan.GPUFamily) ([]kernelInfo, error) {
 	seen := map[string]kernelInfo{}
 	for _, dt := range dtypes {
 		for _, d := range mslplan.HeadDims() {
-			q, err := tensor.New(dt, 1, 1, 1, d)
+			q, err := tensor.New(dt, 1, 2, 1, d)
 			if err != nil {
 				return nil, err
 			}
-			pl, err := mslplan.New(mslplan.Request{Problem: &spec.Problem{Q: q, K: q, V: q}, Family: f})
+			k, err := tensor.New(dt, 1, 1, 1, d)
+			if err != nil {
+				return nil, err
+			}
+			pl, err := mslplan.New(mslplan.Request{Problem: &spec.Problem{Q: q, K: k, V: k}, Family: f})
 			if err != nil {
 				return nil, fmt.Errorf("planning %v D=%d for %v: %w", dt, d, f, err)
 			}

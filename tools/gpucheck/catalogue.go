@@ -176,7 +176,11 @@ func oddHeadDim(d int) int {
 // every instantiated head dim, one problem at that head dim (N = M) and one at an odd
 // head dim that pads to it with N ≠ M, GQA and causal masking (between them they run
 // every kernel of a family's tile table); then every option in every dtype at an odd
-// head dim with N ≠ M. small: the same kinds on a few dtypes and head dims (tests).
+// head dim with N ≠ M; then, in every dtype, MQA with 8 query heads per key/value head,
+// whose small dK/dV grid takes the head split (per-head partials and their reduction),
+// and in float16 GQA with 2100 keys, whose grid is large enough for the serial dK/dV
+// walk over the group's heads. small: the same kinds on a few dtypes and head dims
+// (tests).
 func catalogue(seed uint64, small bool) ([]*problem, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x6770))
 	var out []*problem
@@ -223,6 +227,25 @@ func catalogue(seed uint64, small bool) ([]*problem, error) {
 			}
 			out = append(out, p)
 		}
+	}
+	for j, dt := range dts {
+		if small && j != 0 {
+			continue
+		}
+		mqa := shape{1, 8, 1, 37, 83, 64}
+		p, err := generate(rng, fmt.Sprintf("%s %v MQA causal bottom-right (dK/dV head split)", dt, mqa), dt, mqa, options[2])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	if !small {
+		gqa := shape{1, 4, 2, 16, 2100, 64}
+		p, err := generate(rng, fmt.Sprintf("%s %v GQA plain (serial dK/dV)", tensor.Float16, gqa), tensor.Float16, gqa, options[0])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }

@@ -86,6 +86,23 @@ func TestCatalogueCoverage(t *testing.T) {
 		}
 	}
 	assert.True(t, odd && gqa && nm && f32grads)
+	// The dK/dV head split in every dtype (MQA) and the serial walk for GQA, on both
+	// tile tables.
+	for _, f := range []mslplan.GPUFamily{mslplan.Apple7, mslplan.Apple9} {
+		split := map[tensor.DType]bool{}
+		serialGQA := false
+		for _, p := range cat {
+			pl, err := mslplan.New(mslplan.Request{Problem: p.p, Family: f})
+			require.NoError(t, err, p.name)
+			d := p.p.Dims()
+			split[p.dt] = split[p.dt] || pl.DKDVHeads && d.Hkv == 1 && d.H >= 8
+			serialGQA = serialGQA || !pl.DKDVHeads && d.Hkv < d.H
+		}
+		for _, dt := range dtypes {
+			assert.True(t, split[dt], "%v: no MQA problem takes the dK/dV head split in %v", f, dt)
+		}
+		assert.True(t, serialGQA, "%v: no GQA problem takes the serial dK/dV walk", f)
+	}
 	for _, in := range mslplan.Instances() {
 		assert.True(t, kernels[in.Name()], "no catalogue problem runs %s", in.Name())
 	}

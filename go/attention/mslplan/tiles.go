@@ -393,8 +393,9 @@ type Library struct {
 	Macros map[string]string
 }
 
-// LibraryFor returns the library that holds the kernels of dtype dt. A metallib compiled
-// ahead of time with MSL 3.1 and no macro (the Bazel apple_metal_library) holds both.
+// LibraryFor returns the library that holds the kernels of dtype dt. The metallibs
+// compiled ahead of time (//native/msl/metallib: attention_metallib and
+// attention_bf16_metallib) are built with the same versions and macros.
 func LibraryFor(dt tensor.DType) Library {
 	if dt == tensor.BFloat16 {
 		return Library{Name: "attention_bf16", LanguageMajor: 3, LanguageMinor: 1,

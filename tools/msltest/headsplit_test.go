@@ -89,29 +89,14 @@ func TestDKDVHeadSplit(t *testing.T) {
 func headSplitCase(rng *rand.Rand, i int, cfg emuConfig, sh [3]int) (*testCase, error) {
 	d := spec.Dims{B: sh[0], H: sh[1], Hkv: sh[2], N: 1 + rng.IntN(40), M: 1 + rng.IntN(40), D: randHeadDim(rng, cfg.d)}
 	desc := []string{fmt.Sprintf("#%d split %v B=%d H=%d Hkv=%d N=%d M=%d D=%d", i, cfg, d.B, d.H, d.Hkv, d.N, d.M, d.D)}
-	c := &testCase{cfg: cfg, tiles: cfg.tiles()}
 	strided := rng.IntN(4) == 0
 	if strided {
 		desc = append(desc, "strided")
 	}
-	q, q64, err := randTensor(rng, cfg.dt, [4]int{d.B, d.H, d.N, d.D}, strided)
+	c, err := randInputs(rng, cfg, d, strided, &desc)
 	if err != nil {
 		return nil, err
 	}
-	k, k64, err := randTensor(rng, cfg.dt, [4]int{d.B, d.Hkv, d.M, d.D}, strided)
-	if err != nil {
-		return nil, err
-	}
-	v, v64, err := randTensor(rng, cfg.dt, [4]int{d.B, d.Hkv, d.M, d.D}, strided)
-	if err != nil {
-		return nil, err
-	}
-	if c.dO, c.dO64, err = randTensor(rng, cfg.dt, [4]int{d.B, d.H, d.N, d.D}, false); err != nil {
-		return nil, err
-	}
-	o := randOptions(rng, d, &desc)
-	c.p = &spec.Problem{Q: q, K: k, V: v, Options: o}
-	c.p64 = &spec.Problem{Q: q64, K: k64, V: v64, Options: o}
 	c.name = strings.Join(desc, " ")
 	return c, nil
 }

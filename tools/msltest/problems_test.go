@@ -165,21 +165,10 @@ func randOptions(rng *rand.Rand, d spec.Dims, desc *[]string) spec.Options {
 	return o
 }
 
-// randCase draws problem number i of a run for config cfg, with at most 40 query and key
-// rows.
-func randCase(rng *rand.Rand, i int, cfg emuConfig) (*testCase, error) {
-	return randCaseSized(rng, i, cfg, 40)
-}
-
-// randCaseSized is randCase with at most maxLen query and key rows.
-func randCaseSized(rng *rand.Rand, i int, cfg emuConfig, maxLen int) (*testCase, error) {
-	sh := shapes[rng.IntN(len(shapes))]
-	d := spec.Dims{B: sh[0], H: sh[1], Hkv: sh[2], N: 1 + rng.IntN(maxLen), M: 1 + rng.IntN(maxLen), D: randHeadDim(rng, cfg.d)}
-	desc := []string{fmt.Sprintf("#%d %v B=%d H=%d Hkv=%d N=%d M=%d D=%d", i, cfg, d.B, d.H, d.Hkv, d.N, d.M, d.D)}
-	strided := rng.IntN(6) == 0
-	if strided {
-		desc = append(desc, "strided")
-	}
+// randInputs draws the tensors of a problem of dims d in cfg's dtype (Q, K, V as strided
+// views when strided is set; dO contiguous), their float64 copies and random options,
+// whose description it appends to desc.
+func randInputs(rng *rand.Rand, cfg emuConfig, d spec.Dims, strided bool, desc *[]string) (*testCase, error) {
 	c := &testCase{cfg: cfg, tiles: cfg.tiles()}
 	q, q64, err := randTensor(rng, cfg.dt, [4]int{d.B, d.H, d.N, d.D}, strided)
 	if err != nil {
@@ -196,9 +185,31 @@ func randCaseSized(rng *rand.Rand, i int, cfg emuConfig, maxLen int) (*testCase,
 	if c.dO, c.dO64, err = randTensor(rng, cfg.dt, [4]int{d.B, d.H, d.N, d.D}, false); err != nil {
 		return nil, err
 	}
-	o := randOptions(rng, d, &desc)
+	o := randOptions(rng, d, desc)
 	c.p = &spec.Problem{Q: q, K: k, V: v, Options: o}
 	c.p64 = &spec.Problem{Q: q64, K: k64, V: v64, Options: o}
+	return c, nil
+}
+
+// randCase draws problem number i of a run for config cfg, with at most 40 query and key
+// rows.
+func randCase(rng *rand.Rand, i int, cfg emuConfig) (*testCase, error) {
+	return randCaseSized(rng, i, cfg, 40)
+}
+
+// randCaseSized is randCase with at most maxLen query and key rows.
+func randCaseSized(rng *rand.Rand, i int, cfg emuConfig, maxLen int) (*testCase, error) {
+	sh := shapes[rng.IntN(len(shapes))]
+	d := spec.Dims{B: sh[0], H: sh[1], Hkv: sh[2], N: 1 + rng.IntN(maxLen), M: 1 + rng.IntN(maxLen), D: randHeadDim(rng, cfg.d)}
+	desc := []string{fmt.Sprintf("#%d %v B=%d H=%d Hkv=%d N=%d M=%d D=%d", i, cfg, d.B, d.H, d.Hkv, d.N, d.M, d.D)}
+	strided := rng.IntN(6) == 0
+	if strided {
+		desc = append(desc, "strided")
+	}
+	c, err := randInputs(rng, cfg, d, strided, &desc)
+	if err != nil {
+		return nil, err
+	}
 	if c.serial = i%2 == 1; c.serial && d.H > d.Hkv {
 		desc = append(desc, "serial-dkdv")
 	}

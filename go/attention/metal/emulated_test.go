@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/mslplan"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
@@ -100,7 +101,7 @@ func TestBackwardHeadSplitEmulated(t *testing.T) {
 				dev.emulate = true
 				e := testExecutor(t, dev)
 				ctx := context.Background()
-				dO := randTensor(t, rng, dt, b, h, nq, d)
+				dO := attntest.Tensor(t, rng, dt, b, h, nq, d)
 
 				pl, err := mslplan.New(mslplan.Request{Problem: p, Family: mslplan.Apple8})
 				require.NoError(t, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/orchard-ml/orchard/go/allocator"
 	"github.com/orchard-ml/orchard/go/attention"
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/cpuflash"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
@@ -98,9 +99,9 @@ func (c gpuCase) String() string {
 func (c gpuCase) problem(t *testing.T, seed uint64) *spec.Problem {
 	rng := rand.New(rand.NewPCG(seed, 17))
 	p := &spec.Problem{
-		Q: randTensor(t, rng, c.dt, c.b, c.h, c.n, c.d),
-		K: randTensor(t, rng, c.dt, c.b, c.hkv, c.m, c.d),
-		V: randTensor(t, rng, c.dt, c.b, c.hkv, c.m, c.d),
+		Q: attntest.Tensor(t, rng, c.dt, c.b, c.h, c.n, c.d),
+		K: attntest.Tensor(t, rng, c.dt, c.b, c.hkv, c.m, c.d),
+		V: attntest.Tensor(t, rng, c.dt, c.b, c.hkv, c.m, c.d),
 	}
 	p.Causal, p.Window, p.SeqLensQ, p.SeqLensK, p.Softcap = c.causal, c.window, c.lensQ, c.lensK, c.softcap
 	if c.dropout > 0 {
@@ -163,7 +164,7 @@ func TestGPUMatchesReference(t *testing.T) {
 			assert.LessOrEqual(t, relL2(t, "O", got.O, want.O), tol[0], "O")
 			assert.LessOrEqual(t, relL2(t, "L", got.L, want.L), tol[0], "L")
 
-			dO := randTensor(t, rand.New(rand.NewPCG(uint64(i)+100, 3)), c.dt, c.b, c.h, c.n, c.d)
+			dO := attntest.Tensor(t, rand.New(rand.NewPCG(uint64(i)+100, 3)), c.dt, c.b, c.h, c.n, c.d)
 			// Backward from the reference's saved state, so that only the backward
 			// kernels are measured.
 			wg, err := fallback.Backward(p, want, dO)
@@ -196,7 +197,7 @@ func TestGPUPrivateTensorsEndToEnd(t *testing.T) {
 	hp := c.problem(t, 5)
 	want, err := fallback.Forward(hp)
 	require.NoError(t, err)
-	dO := randTensor(t, rand.New(rand.NewPCG(6, 3)), c.dt, c.b, c.h, c.n, c.d)
+	dO := attntest.Tensor(t, rand.New(rand.NewPCG(6, 3)), c.dt, c.b, c.h, c.n, c.d)
 	wantG, err := fallback.Backward(hp, want, dO)
 	require.NoError(t, err)
 
@@ -261,7 +262,7 @@ func TestGPUFaultsThroughTheShim(t *testing.T) {
 		{metalrt.OpRun, metalrt.FaultTimeout, spec.CauseCommandBuffer},
 	}
 	hp := gpuCase{dt: tensor.Float32, b: 1, h: 2, hkv: 1, n: 20, m: 24, d: 64}.problem(t, 9)
-	dO := randTensor(t, rand.New(rand.NewPCG(9, 3)), tensor.Float32, 1, 2, 20, 64)
+	dO := attntest.Tensor(t, rand.New(rand.NewPCG(9, 3)), tensor.Float32, 1, 2, 20, 64)
 	cpu := cpuflash.New(cpuflash.Params{})
 	want, err := cpu.Forward(context.Background(), hp, nil)
 	require.NoError(t, err)

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchard-ml/orchard/go/allocator"
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/mslplan"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/tensor"
@@ -24,28 +25,13 @@ import (
 
 const testSource = "// the fake device does not compile anything\n"
 
-func randTensor(t *testing.T, rng *rand.Rand, dt tensor.DType, shape ...int) *tensor.Tensor {
-	t.Helper()
-	n := 1
-	for _, s := range shape {
-		n *= s
-	}
-	data := make([]float64, n)
-	for i := range data {
-		data[i] = rng.NormFloat64()
-	}
-	x, err := tensor.FromFloat64s(dt, data, shape...)
-	require.NoError(t, err)
-	return x
-}
-
 func testProblem(t *testing.T, dt tensor.DType, b, h, hkv, n, m, d int) *spec.Problem {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, uint64(n*1000+m)))
 	return &spec.Problem{
-		Q: randTensor(t, rng, dt, b, h, n, d),
-		K: randTensor(t, rng, dt, b, hkv, m, d),
-		V: randTensor(t, rng, dt, b, hkv, m, d),
+		Q: attntest.Tensor(t, rng, dt, b, h, n, d),
+		K: attntest.Tensor(t, rng, dt, b, hkv, m, d),
+		V: attntest.Tensor(t, rng, dt, b, hkv, m, d),
 	}
 }
 
@@ -231,7 +217,7 @@ func TestSupports(t *testing.T) {
 	assert.ErrorIs(t, e.Supports(big), spec.ErrUnsupported)
 
 	bad := testProblem(t, tensor.Float32, 1, 2, 1, 8, 8, 16)
-	bad.K = randTensor(t, rand.New(rand.NewPCG(3, 3)), tensor.Float32, 1, 1, 8, 32)
+	bad.K = attntest.Tensor(t, rand.New(rand.NewPCG(3, 3)), tensor.Float32, 1, 1, 8, 32)
 	var ae *spec.ArgError
 	assert.ErrorAs(t, e.Supports(bad), &ae)
 
@@ -351,7 +337,7 @@ func TestForwardMaskAndViews(t *testing.T) {
 	}
 	p.Mask = &spec.Mask{Kind: spec.MaskBool, Shape: [4]int{1, 2, 4, 6}, Keep: keep}
 	// K as a view: rows 2..7 of a larger host tensor; the executor uploads its span.
-	big := randTensor(t, rand.New(rand.NewPCG(5, 5)), tensor.Float32, 1, 2, 10, 8)
+	big := attntest.Tensor(t, rand.New(rand.NewPCG(5, 5)), tensor.Float32, 1, 2, 10, 8)
 	k, err := big.Slice(2, 2, 8)
 	require.NoError(t, err)
 	p.K = k
@@ -372,8 +358,8 @@ func TestBackward(t *testing.T) {
 	p := testProblem(t, tensor.Float16, 2, 4, 1, 9, 12, 40)
 	p.Dropout = spec.Dropout{P: 0.25, Seed: 1<<40 + 7, Offset: 3}
 	rng := rand.New(rand.NewPCG(9, 9))
-	s := &spec.Saved{O: randTensor(t, rng, tensor.Float16, 2, 4, 9, 40), L: randTensor(t, rng, tensor.Float32, 2, 4, 9)}
-	dO := randTensor(t, rng, tensor.Float16, 2, 4, 9, 40)
+	s := &spec.Saved{O: attntest.Tensor(t, rng, tensor.Float16, 2, 4, 9, 40), L: attntest.Tensor(t, rng, tensor.Float32, 2, 4, 9)}
+	dO := attntest.Tensor(t, rng, tensor.Float16, 2, 4, 9, 40)
 	before := snapshot(p.Q, p.K, p.V, s.O, s.L, dO)
 
 	g, err := e.Backward(context.Background(), p, s, dO, nil)
@@ -452,8 +438,8 @@ func TestBackwardFloat64L(t *testing.T) {
 	e := testExecutor(t, dev)
 	p := testProblem(t, tensor.Float32, 1, 2, 1, 8, 8, 16)
 	rng := rand.New(rand.NewPCG(4, 4))
-	s := &spec.Saved{O: randTensor(t, rng, tensor.Float32, 1, 2, 8, 16), L: randTensor(t, rng, tensor.Float64, 1, 2, 8)}
-	dO := randTensor(t, rng, tensor.Float32, 1, 2, 8, 16)
+	s := &spec.Saved{O: attntest.Tensor(t, rng, tensor.Float32, 1, 2, 8, 16), L: attntest.Tensor(t, rng, tensor.Float64, 1, 2, 8)}
+	dO := attntest.Tensor(t, rng, tensor.Float32, 1, 2, 8, 16)
 	_, err := e.Backward(context.Background(), p, s, dO, nil)
 	require.NoError(t, err)
 	l32, err := s.L.Convert(tensor.Float32)
@@ -497,8 +483,8 @@ func TestFailures(t *testing.T) {
 			e := testExecutor(t, dev)
 			p := testProblem(t, tensor.Float32, 1, 2, 2, 8, 8, 16)
 			rng := rand.New(rand.NewPCG(2, 2))
-			s := &spec.Saved{O: randTensor(t, rng, tensor.Float32, 1, 2, 8, 16), L: randTensor(t, rng, tensor.Float32, 1, 2, 8)}
-			dO := randTensor(t, rng, tensor.Float32, 1, 2, 8, 16)
+			s := &spec.Saved{O: attntest.Tensor(t, rng, tensor.Float32, 1, 2, 8, 16), L: attntest.Tensor(t, rng, tensor.Float32, 1, 2, 8)}
+			dO := attntest.Tensor(t, rng, tensor.Float32, 1, 2, 8, 16)
 			before := snapshot(p.Q, p.K, p.V, s.O, s.L, dO)
 			for i := 0; i < 2; i++ { // the second time, a cached failure
 				out, err := e.Forward(context.Background(), p, nil)
@@ -556,8 +542,8 @@ func TestCancelBetweenCommandBuffers(t *testing.T) {
 	}
 	p := testProblem(t, tensor.Float32, 1, 2, 1, 8, 8, 16)
 	rng := rand.New(rand.NewPCG(6, 6))
-	s := &spec.Saved{O: randTensor(t, rng, tensor.Float32, 1, 2, 8, 16), L: randTensor(t, rng, tensor.Float32, 1, 2, 8)}
-	dO := randTensor(t, rng, tensor.Float32, 1, 2, 8, 16)
+	s := &spec.Saved{O: attntest.Tensor(t, rng, tensor.Float32, 1, 2, 8, 16), L: attntest.Tensor(t, rng, tensor.Float32, 1, 2, 8)}
+	dO := attntest.Tensor(t, rng, tensor.Float32, 1, 2, 8, 16)
 	g, err := e.Backward(ctx, p, s, dO, nil)
 	assert.Nil(t, g)
 	assert.ErrorIs(t, err, context.Canceled)
@@ -584,7 +570,7 @@ func TestAllocationFailureAtEveryStep(t *testing.T) {
 	p.Mask = &spec.Mask{Kind: spec.MaskAdditive, Shape: [4]int{1, 1, 8, 8}, Bias: make([]float32, 64)}
 	s, err := e.Forward(context.Background(), p, nil)
 	require.NoError(t, err)
-	dO := randTensor(t, rand.New(rand.NewPCG(4, 4)), tensor.Float32, 1, 2, 8, 16)
+	dO := attntest.Tensor(t, rand.New(rand.NewPCG(4, 4)), tensor.Float32, 1, 2, 8, 16)
 	_, err = e.Backward(context.Background(), p, s, dO, nil)
 	require.NoError(t, err)
 	total := dev.allocs

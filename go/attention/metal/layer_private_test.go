@@ -9,6 +9,7 @@ import (
 
 	"github.com/orchard-ml/orchard/go/allocator"
 	"github.com/orchard-ml/orchard/go/attention"
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/layer"
 	"github.com/orchard-ml/orchard/go/attention/mslplan"
 	"github.com/orchard-ml/orchard/go/attention/spec"
@@ -79,10 +80,10 @@ func TestLayerStepWithPrivateTensors(t *testing.T) {
 	a := newPrivateAttention(t, e)
 	mha, err := layer.New(layer.Params{Dim: 32, Heads: 4, KVHeads: 2, Seed: 5}, a)
 	require.NoError(t, err)
-	x := randTensor(t, randFor(5), tensor.Float32, 2, 8, 32)
+	x := attntest.Tensor(t, randFor(5), tensor.Float32, 2, 8, 32)
 	y, saved, err := mha.Forward(context.Background(), x)
 	require.NoError(t, err)
-	_, err = mha.Backward(context.Background(), saved, randTensor(t, randFor(6), tensor.Float32, y.Shape()...))
+	_, err = mha.Backward(context.Background(), saved, attntest.Tensor(t, randFor(6), tensor.Float32, y.Shape()...))
 	require.NoError(t, err)
 	st := a.eng.Stats()
 	assert.Equal(t, int64(2), st.Calls["metal"])

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchard-ml/orchard/go/attention"
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/layer"
 	"github.com/orchard-ml/orchard/go/attention/optim"
 	"github.com/orchard-ml/orchard/go/attention/spec"
@@ -28,10 +29,10 @@ func TestLayerTrainingStepCopies(t *testing.T) {
 	defer eng.Close()
 	mha, err := layer.New(layer.Params{Dim: 32, Heads: 4, KVHeads: 2, Seed: 3}, eng)
 	require.NoError(t, err)
-	x := randTensor(t, randFor(3), tensor.Float32, 2, 8, 32)
+	x := attntest.Tensor(t, randFor(3), tensor.Float32, 2, 8, 32)
 	y, saved, err := mha.Forward(context.Background(), x)
 	require.NoError(t, err)
-	dy := randTensor(t, randFor(4), tensor.Float32, y.Shape()...)
+	dy := attntest.Tensor(t, randFor(4), tensor.Float32, y.Shape()...)
 	_, err = mha.Backward(context.Background(), saved, dy)
 	require.NoError(t, err)
 	opt, err := optim.New(optim.AdamWParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/orchard-ml/orchard/go/allocator"
 	"github.com/orchard-ml/orchard/go/attention"
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/cpuflash"
 	"github.com/orchard-ml/orchard/go/attention/mslplan"
 	"github.com/orchard-ml/orchard/go/attention/spec"
@@ -63,7 +64,7 @@ func TestCopyCountTable(t *testing.T) {
 	// byte offset with its own strides.
 	stridedShared := func(t *testing.T, e *Executor, p *spec.Problem) *spec.Problem {
 		q := *inMode(metalrt.Shared)(t, e, p)
-		big := place(t, e, metalrt.Shared, randTensor(t, randFor(7), tensor.Float32, 1, 2, 12, 16))
+		big := place(t, e, metalrt.Shared, attntest.Tensor(t, randFor(7), tensor.Float32, 1, 2, 12, 16))
 		k, err := big.Slice(2, 2, 10)
 		require.NoError(t, err)
 		q.K = k
@@ -71,7 +72,7 @@ func TestCopyCountTable(t *testing.T) {
 	}
 	stridedHost := func(t *testing.T, e *Executor, p *spec.Problem) *spec.Problem {
 		q := *p
-		big := randTensor(t, randFor(7), tensor.Float32, 1, 2, 12, 16)
+		big := attntest.Tensor(t, randFor(7), tensor.Float32, 1, 2, 12, 16)
 		k, err := big.Slice(2, 2, 10)
 		require.NoError(t, err)
 		q.K = k
@@ -158,7 +159,7 @@ func TestPrivateTensorsEndToEnd(t *testing.T) {
 	assert.Equal(t, hp.Q.Storage().Bytes(), dev.snapshots[0][mslplan.BufQ], "the kernel read the private Q where it lives")
 	assert.Same(t, p.Q.Storage().(*allocator.MetalStorage).Buffer(), bindingOf(t, dev, 0, mslplan.BufQ).buf)
 
-	dO := place(t, e, metalrt.Private, randTensor(t, randFor(8), tensor.Float32, 1, 2, 16, 16))
+	dO := place(t, e, metalrt.Private, attntest.Tensor(t, randFor(8), tensor.Float32, 1, 2, 16, 16))
 	g, err := eng.Backward(context.Background(), p, s, dO, nil)
 	require.NoError(t, err)
 	assert.Same(t, s.O.Storage().(*allocator.MetalStorage).Buffer(), bindingOf(t, dev, 1, mslplan.BufO).buf, "Saved.O bound in place")
@@ -197,8 +198,8 @@ func TestDestinations(t *testing.T) {
 	e := testExecutor(t, dev)
 	p := testProblem(t, tensor.Float32, 1, 2, 1, 8, 8, 16)
 	into := &spec.Saved{
-		O: place(t, e, metalrt.Private, randTensor(t, randFor(1), tensor.Float32, 1, 2, 8, 16)),
-		L: randTensor(t, randFor(2), tensor.Float64, 1, 2, 8), // host, float64: copied
+		O: place(t, e, metalrt.Private, attntest.Tensor(t, randFor(1), tensor.Float32, 1, 2, 8, 16)),
+		L: attntest.Tensor(t, randFor(2), tensor.Float64, 1, 2, 8), // host, float64: copied
 	}
 	s, err := e.Forward(context.Background(), p, into)
 	require.NoError(t, err)
@@ -244,7 +245,7 @@ func TestFaultTable(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			hp := testProblem(t, tensor.Float32, 1, 2, 1, 16, 12, 16)
 			hp.Causal = spec.CausalBottomRight
-			dO := randTensor(t, randFor(11), tensor.Float32, 1, 2, 16, 16)
+			dO := attntest.Tensor(t, randFor(11), tensor.Float32, 1, 2, 16, 16)
 
 			// What cpuflash computes alone.
 			cpu := cpuflash.New(cpuflash.Params{})

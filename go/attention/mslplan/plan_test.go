@@ -10,33 +10,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/philox"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/tensor"
 )
 
-// randT returns a contiguous tensor of random values (never zeros).
-func randT(t *testing.T, rng *rand.Rand, dt tensor.DType, shape ...int) *tensor.Tensor {
-	t.Helper()
-	n := 1
-	for _, s := range shape {
-		n *= s
-	}
-	v := make([]float64, n)
-	for i := range v {
-		v[i] = rng.NormFloat64()
-	}
-	x, err := tensor.FromFloat64s(dt, v, shape...)
-	require.NoError(t, err)
-	return x
-}
-
 func problem(t *testing.T, dt tensor.DType, b, h, hkv, n, m, d int) *spec.Problem {
 	rng := rand.New(rand.NewPCG(1, 2))
 	return &spec.Problem{
-		Q: randT(t, rng, dt, b, h, n, d),
-		K: randT(t, rng, dt, b, hkv, m, d),
-		V: randT(t, rng, dt, b, hkv, m, d),
+		Q: attntest.Tensor(t, rng, dt, b, h, n, d),
+		K: attntest.Tensor(t, rng, dt, b, hkv, m, d),
+		V: attntest.Tensor(t, rng, dt, b, hkv, m, d),
 	}
 }
 
@@ -175,14 +160,14 @@ func TestPlanOptions(t *testing.T) {
 func TestPlanReadsViewsInPlace(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	p := problem(t, tensor.Float32, 2, 3, 3, 5, 7, 16)
-	parent := randT(t, rng, tensor.Float32, 2, 7, 3, 16) // [B, N+2, H, D]
+	parent := attntest.Tensor(t, rng, tensor.Float32, 2, 7, 3, 16) // [B, N+2, H, D]
 	s, err := parent.Slice(1, 1, 6)
 	require.NoError(t, err)
 	q, err := s.Permute(0, 2, 1, 3) // [B, H, N, D], strides (7·3·16, 16, 3·16, 1), offset 3·16
 	require.NoError(t, err)
 	p.Q = q
-	o := randT(t, rng, tensor.Float32, 2, 3, 5, 16)
-	dOParent := randT(t, rng, tensor.Float32, 2, 5, 3, 16)
+	o := attntest.Tensor(t, rng, tensor.Float32, 2, 3, 5, 16)
+	dOParent := attntest.Tensor(t, rng, tensor.Float32, 2, 5, 3, 16)
 	dO, err := dOParent.Permute(0, 2, 1, 3)
 	require.NoError(t, err)
 

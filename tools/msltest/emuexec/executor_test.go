@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orchard-ml/orchard/go/attention/attntest"
 	"github.com/orchard-ml/orchard/go/attention/mslplan"
 	"github.com/orchard-ml/orchard/go/attention/spec"
 	"github.com/orchard-ml/orchard/go/fallback"
@@ -17,21 +18,6 @@ import (
 	"github.com/orchard-ml/orchard/tools/msltest/emuexec"
 	"github.com/orchard-ml/orchard/tools/msltest/refcheck"
 )
-
-func randTensor(t *testing.T, rng *rand.Rand, dt tensor.DType, shape ...int) *tensor.Tensor {
-	t.Helper()
-	n := 1
-	for _, s := range shape {
-		n *= s
-	}
-	v := make([]float64, n)
-	for i := range v {
-		v[i] = rng.NormFloat64()
-	}
-	x, err := tensor.FromFloat64s(dt, v, shape...)
-	require.NoError(t, err)
-	return x
-}
 
 func values(t *testing.T, x *tensor.Tensor) []float64 {
 	t.Helper()
@@ -54,10 +40,10 @@ func TestExecutor(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const b, h, hkv, n, m, d = 1, 2, 1, 21, 37, 61
 	p := &spec.Problem{
-		Q: randTensor(t, rng, tensor.Float32, b, h, n, d), K: randTensor(t, rng, tensor.Float32, b, hkv, m, d),
-		V: randTensor(t, rng, tensor.Float32, b, hkv, m, d), Options: spec.Options{Causal: spec.CausalBottomRight},
+		Q: attntest.Tensor(t, rng, tensor.Float32, b, h, n, d), K: attntest.Tensor(t, rng, tensor.Float32, b, hkv, m, d),
+		V: attntest.Tensor(t, rng, tensor.Float32, b, hkv, m, d), Options: spec.Options{Causal: spec.CausalBottomRight},
 	}
-	dO := randTensor(t, rng, tensor.Float32, b, h, n, d)
+	dO := attntest.Tensor(t, rng, tensor.Float32, b, h, n, d)
 	require.NoError(t, ex.Supports(p))
 	ctx := context.Background()
 
@@ -103,8 +89,8 @@ func TestExecutor(t *testing.T) {
 	_, err = ex.Backward(cancelled, p, s, dO, nil)
 	assert.True(t, errors.Is(err, context.Canceled), "%v", err)
 
-	p64 := &spec.Problem{Q: randTensor(t, rng, tensor.Float64, 1, 1, 4, 8), K: randTensor(t, rng, tensor.Float64, 1, 1, 4, 8),
-		V: randTensor(t, rng, tensor.Float64, 1, 1, 4, 8)}
+	p64 := &spec.Problem{Q: attntest.Tensor(t, rng, tensor.Float64, 1, 1, 4, 8), K: attntest.Tensor(t, rng, tensor.Float64, 1, 1, 4, 8),
+		V: attntest.Tensor(t, rng, tensor.Float64, 1, 1, 4, 8)}
 	assert.ErrorIs(t, ex.Supports(p64), spec.ErrUnsupported)
 	_, err = ex.Forward(ctx, p64, nil)
 	assert.ErrorIs(t, err, spec.ErrUnsupported)

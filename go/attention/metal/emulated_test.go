@@ -3,7 +3,6 @@ package metal
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -16,44 +15,15 @@ import (
 	"github.com/orchard-ml/orchard/go/fallback"
 	"github.com/orchard-ml/orchard/go/tensor"
 	"github.com/orchard-ml/orchard/tools/mslemu"
+	"github.com/orchard-ml/orchard/tools/msltest/refcheck"
 )
-
-// emuRelL2 is ‖got − want‖ / ‖want‖.
-func emuRelL2(t *testing.T, got, want *tensor.Tensor) float64 {
-	t.Helper()
-	g, err := got.ToFloat64s()
-	require.NoError(t, err)
-	w, err := want.ToFloat64s()
-	require.NoError(t, err)
-	require.Equal(t, len(w), len(g))
-	var num, den float64
-	for i := range g {
-		require.False(t, math.IsNaN(g[i]) || math.IsInf(g[i], 0), "element %d is %v", i, g[i])
-		num += (g[i] - w[i]) * (g[i] - w[i])
-		den += w[i] * w[i]
-	}
-	return math.Sqrt(num / den)
-}
-
-// gradTolerance is the relative L2 error allowed against the float64 reference for
-// gradients computed in float32 from inputs of dtype dt (as tools/msltest states it):
-// 1e-4 float32, 3e-3 float16, 2e-2 bfloat16.
-func gradTolerance(dt tensor.DType) float64 {
-	switch dt {
-	case tensor.Float16:
-		return 3e-3
-	case tensor.BFloat16:
-		return 2e-2
-	}
-	return 1e-4
-}
 
 // TestBackwardHeadSplitEmulated runs GQA and MQA forward and backward through the
 // executor on the fake device with emulate set, so every dispatch the executor encodes
 // runs the real kernel under tools/mslemu: the backward's dK/dV takes the head split
 // (per-query-head float32 partials in pooled scratch, then the reduction dispatch, in
 // the first command buffer), and dQ, dK, dV match go/fallback (float64, on the same
-// values) within gradTolerance, in
+// values) within tools/msltest's gradient tolerance (refcheck.ToleranceFor), in
 // all three dtypes, with dropout, causal masking, softcap, bool masks and lengths drawn
 // in turn. Then the same backward under a memory budget that has room for everything
 // but the partials takes the serial path (three dispatches, no scratch) with the same
@@ -141,12 +111,12 @@ func TestBackwardHeadSplitEmulated(t *testing.T) {
 					require.NotNil(t, part(first[1], idx))
 					assert.Same(t, part(first[1], idx), part(first[2], idx), "the reduction reads the partials dK/dV wrote")
 				}
-				tol := gradTolerance(dt)
+				tol := refcheck.ToleranceFor(dt).Grad
 				for _, x := range []struct {
 					what      string
 					got, want *tensor.Tensor
 				}{{"dQ", g.DQ, refG.DQ}, {"dK", g.DK, refG.DK}, {"dV", g.DV, refG.DV}} {
-					err := emuRelL2(t, x.got, x.want)
+					err := attntest.RelL2(attntest.Values(t, x.want), attntest.Values(t, x.got))
 					assert.LessOrEqual(t, err, tol, "%s: relative L2 %.3g", x.what, err)
 					t.Logf("split %s: relative L2 %.3g (tolerance %.0e)", x.what, err, tol)
 				}
@@ -163,7 +133,7 @@ func TestBackwardHeadSplitEmulated(t *testing.T) {
 					what      string
 					got, want *tensor.Tensor
 				}{{"dQ", g2.DQ, refG.DQ}, {"dK", g2.DK, refG.DK}, {"dV", g2.DV, refG.DV}} {
-					err := emuRelL2(t, x.got, x.want)
+					err := attntest.RelL2(attntest.Values(t, x.want), attntest.Values(t, x.got))
 					assert.LessOrEqual(t, err, tol, "serial %s: relative L2 %.3g", x.what, err)
 				}
 			})

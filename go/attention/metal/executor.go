@@ -865,9 +865,9 @@ func (e *Executor) backward(ctx context.Context, p *spec.Problem, s *spec.Saved,
 		spec.MulBytes(d.B, d.H, d.N, d.D, gdt.Size()), spec.MulBytes(2, d.B, d.Hkv, d.M, d.D, gdt.Size()))
 	if pl.DKDVHeads {
 		// The GQA/MQA head split's float32 partials of dK and dV (pooled scratch, at most
-		// mslplan.MaxDKDVScratch). When they do not fit the budget, the serial walk over
-		// each group's heads needs none.
-		scratch := spec.MulBytes(2, d.B, d.H, d.M, d.D, 4)
+		// mslplan.MaxDKDVScratch, so the int64 conversion is exact). When they do not fit
+		// the budget, the serial walk over each group's heads needs none.
+		scratch := int64(pl.DKDVScratchBytes())
 		if spec.CheckMemory(ctx, "metal backward: buffers and dK/dV partials", spec.AddBytes(need, scratch)) != nil {
 			if pl, err = e.plan(p, s.O, dO, s.L, true); err != nil {
 				return nil, err

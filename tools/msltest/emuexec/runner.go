@@ -178,6 +178,7 @@ func (r Runner) Backward(pl *mslplan.Plan, p *spec.Problem, s *spec.Saved, dO *t
 	if err := r.Launch(pl.Delta, bufs); err != nil {
 		return nil, nil, err
 	}
+	final := pl.DKDV // the dispatch that writes dK and dV
 	if pl.DKDVHeads {
 		// dK/dV per query head into float32 partials, then the reduction into dK and dV.
 		// Poisoned like the outputs: a partial element the kernel forgets shows as NaN.
@@ -186,17 +187,12 @@ func (r Runner) Backward(pl *mslplan.Plan, p *spec.Problem, s *spec.Saved, dO *t
 		if err := r.Launch(pl.DKDV, bufs); err != nil {
 			return nil, nil, err
 		}
-		bufs[mslplan.BufDK] = Poison(Binding(pl.Reduce, mslplan.BufDK).Bytes)
-		bufs[mslplan.BufDV] = Poison(Binding(pl.Reduce, mslplan.BufDV).Bytes)
-		if err := r.Launch(pl.Reduce, bufs); err != nil {
-			return nil, nil, err
-		}
-	} else {
-		bufs[mslplan.BufDK] = Poison(Binding(pl.DKDV, mslplan.BufDK).Bytes)
-		bufs[mslplan.BufDV] = Poison(Binding(pl.DKDV, mslplan.BufDV).Bytes)
-		if err := r.Launch(pl.DKDV, bufs); err != nil {
-			return nil, nil, err
-		}
+		final = pl.Reduce
+	}
+	bufs[mslplan.BufDK] = Poison(Binding(final, mslplan.BufDK).Bytes)
+	bufs[mslplan.BufDV] = Poison(Binding(final, mslplan.BufDV).Bytes)
+	if err := r.Launch(final, bufs); err != nil {
+		return nil, nil, err
 	}
 	bufs[mslplan.BufDQ] = Poison(Binding(pl.DQ, mslplan.BufDQ).Bytes)
 	if err := r.Launch(pl.DQ, bufs); err != nil {

@@ -30,28 +30,19 @@ func visibleRepos(root string) (map[string]bool, error) {
 		return nil, err
 	}
 	seen := map[string]bool{"": true, "@": true} // @//x and @@//x name the main repository
-	for _, st := range f.Stmt {
-		call, ok := st.(*build.CallExpr)
-		if !ok {
-			continue
-		}
-		fn, _ := call.X.(*build.Ident)
-		if fn == nil {
-			continue
-		}
-		switch fn.Name {
+	for _, r := range f.Rules("") {
+		switch r.Kind() {
 		case "module", "bazel_dep":
-			name, repoName := keywordString(call, "name"), keywordString(call, "repo_name")
-			if repoName != "" {
-				seen[repoName] = true
-			} else if name != "" {
+			if name := r.AttrString("repo_name"); name != "" {
+				seen[name] = true
+			} else if name := r.AttrString("name"); name != "" {
 				seen[name] = true
 			}
 		case "use_repo":
-			for i, arg := range call.List {
+			for i, arg := range r.Call.List {
 				switch a := arg.(type) {
 				case *build.StringExpr:
-					if i > 0 {
+					if i > 0 { // the first argument is the extension proxy
 						seen[a.Value] = true
 					}
 				case *build.AssignExpr:
@@ -63,21 +54,6 @@ func visibleRepos(root string) (map[string]bool, error) {
 		}
 	}
 	return seen, nil
-}
-
-func keywordString(call *build.CallExpr, key string) string {
-	for _, arg := range call.List {
-		as, ok := arg.(*build.AssignExpr)
-		if !ok {
-			continue
-		}
-		if id, ok := as.LHS.(*build.Ident); ok && id.Name == key {
-			if s, ok := as.RHS.(*build.StringExpr); ok {
-				return s.Value
-			}
-		}
-	}
-	return ""
 }
 
 // repoOf returns the apparent repository name of an external label ("@name//..." gives
